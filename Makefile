@@ -1,0 +1,42 @@
+# Tether: `make demo` and `make test` work on a fresh clone (they create .venv and install).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME := $(CURDIR)/dagster_home
+
+.PHONY: install demo test test-unit services dev bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+## Generate a synthetic LA and run every asset through Dagster on a SQLite file, then summarise.
+demo: install
+	$(BIN)/tether demo
+
+## Start the local services the integration tests need (OpenSSH SFTP, unixODBC + psqlODBC,
+## PostgreSQL, SMTP) on loopback; safe to run twice.
+services:
+	bash infra/services.sh
+
+## The whole suite: unit tests, then integration tests against real local services.
+test: install services
+	source infra/services.env && $(BIN)/python -m pytest -n 2 -q tests
+
+test-unit: install
+	$(BIN)/python -m pytest -q tests -m "not integration"
+
+## dagster dev on dagster_home with the demo's configuration.
+dev: install
+	$(BIN)/tether dev
+
+bench: install services
+	source infra/services.env && $(BIN)/python benchmarks/pipeline.py
+
+clean:
+	rm -rf var demo

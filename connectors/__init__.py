@@ -1,0 +1,1 @@
+"""Bytes in and out: landing folders, SFTP, ODBC, the store, delivery."""

@@ -1,0 +1,1 @@
+"""The web app for social workers and Virtual Schools (a later issue)."""

@@ -1,0 +1,1 @@
+"""Tether's contracts: staged-table models, store metadata, the attendance code table, layouts."""

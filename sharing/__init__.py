@@ -1,0 +1,1 @@
+"""Who may see what: tokens, identity encryption, the data-sharing policy, the audit hash chain."""

@@ -1,0 +1,1 @@
+"""Pure functions on DataFrames: read layouts, validate, pseudonymise, link, signals, cohorts, flags."""
