@@ -1,0 +1,257 @@
+"""Ingest one delivered file: read it through its layout, pseudonymise, validate, reconcile.
+
+`ingest_file` is pure: bytes and configuration in, a staged frame (no plaintext identity), the
+rows to quarantine (raw payloads, for the caller to encrypt) and data-quality issues out. It never
+drops a row silently: rows_read == rows staged + rows quarantined.
+
+Decisions:
+- Rows of one file that share a staged key (the same pupil, date and session; the same pupil;
+  person; episode; allocation; referral) but differ are all quarantined, "conflicting ... in one
+  file": nothing in a file says which of the two is right, and a wrong mark can raise or hide a
+  safeguarding flag. Exact duplicate rows keep the first and quarantine the others.
+- An attendance file also yields the school's roll (`extra["staged_pupils"]`) when its layout
+  carries identity (UPN, names or date of birth): one row per pupil, from the row for the latest
+  session, SEN provision and FSM eligibility unknown (null). A pupil the roll cannot take is
+  recorded as a data-quality issue, never a quarantined row: the marks themselves were read.
+- `recorded_at` of a mark is the row's `updated_at` when the layout has it, else the extract time
+  from the file name (Europe/London; a nightly file without a time counts as 18:00 that day),
+  else the time the file was received.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from schemas.codes import CodeTable
+from schemas.config import Layout
+from schemas.staged import coerce_staged, empty_staged_frame
+from sharing.keys import KeyRing
+from transforms.normalise import LONDON, london_time
+from transforms.pseudonymise import (
+    CAMHS_PATIENT_NS, SC_PERSON_NS, identity_columns, pupil_ref, record_ref, without_identity,
+)
+from transforms.read import DataQualityIssue, QuarantinedRow, ReadResult, read_layout
+from transforms.validate import validate_staged
+
+__all__ = ["DataQualityIssue", "IngestError", "IngestResult", "QuarantinedRow", "FEED_TABLES", "ingest_file"]
+
+FEED_TABLES = {
+    "attendance": "staged_marks",
+    "pupils": "staged_pupils",
+    "sc_persons": "staged_sc_persons",
+    "sc_episodes": "staged_sc_episodes",
+    "sc_allocations": "staged_sc_allocations",
+    "camhs_referrals": "staged_camhs_referrals",
+}
+
+# The staged key of each feed in canonical fields, and how a reason names it.
+_KEYS = {
+    "attendance": (("school_pupil_id", "session_date", "session"), "pupil, date and session"),
+    "pupils": (("school_pupil_id",), "pupil"),
+    "sc_persons": (("person_id",), "person"),
+    "sc_episodes": (("episode_id",), "episode"),
+    "sc_allocations": (("person_id", "worker_id", "start_date"), "person, worker and start date"),
+    "camhs_referrals": (("referral_id",), "referral"),
+}
+_ROLL_IDENTITY = ("upn", "surname", "forename", "dob")
+_ROLL_FIELDS = ("school_pupil_id", "upn", "surname", "forename", "dob", "sex", "year_group", "reg_group")
+
+
+class IngestError(RuntimeError):
+    """An unexpected failure inside ingest; the message names the file and the error type only."""
+
+
+@dataclass
+class IngestResult:
+    table: str                  # staged table name, e.g. "staged_marks"
+    staged: pd.DataFrame        # columns exactly those of schemas.tables.<table>
+    quarantined: list[QuarantinedRow]
+    issues: list[DataQualityIssue]
+    rows_read: int              # == len(staged) + len({q.row_number for q in quarantined if q.row_number})
+    file_error: str | None      # whole file refused (every row it could split is quarantined too)
+    extra: dict[str, pd.DataFrame] = field(default_factory=dict)   # e.g. the roll of an attendance file
+
+
+def ingest_file(data: bytes, *, file_name: str, source_id: str, file_id: str, layout: Layout,
+                codes: CodeTable, keys: KeyRing, received_at: dt.datetime) -> IngestResult:
+    """Read, pseudonymise and validate one file; see the module docstring for the rules."""
+    try:
+        return _ingest(data, file_name=file_name, source_id=source_id, file_id=file_id, layout=layout,
+                       codes=codes, keys=keys, received_at=received_at)
+    except Exception as exc:    # the original may quote a cell: keep only its type
+        raise IngestError(f"{source_id} file {file_name}: internal error while ingesting "
+                          f"({type(exc).__name__})") from None
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    return moment.replace(tzinfo=dt.timezone.utc) if moment.tzinfo is None else moment.astimezone(dt.timezone.utc)
+
+
+def _file_context(layout: Layout, file_name: str, received_at: dt.datetime) -> tuple[dict, str | None]:
+    """laestab, extract_date and extract moment from the file name; or a reason to refuse the file."""
+    groups = layout.parse_filename(file_name)
+    needs_school = layout.feed in {"attendance", "pupils"}
+    if groups is None:
+        if needs_school:
+            return {}, f"file name does not match the pattern of layout {layout.name}"
+        groups = {}
+    ctx: dict = {"laestab": groups.get("laestab")}
+    if needs_school and not ctx["laestab"]:
+        return ctx, f"file name gives no LAESTAB (layout {layout.name})"
+    received = _utc(received_at)
+    ctx["extract_date"] = received.astimezone(LONDON).date()
+    ctx["extract_at"] = received
+    if groups.get("extract_date"):
+        try:
+            day = dt.datetime.strptime(groups["extract_date"], "%Y%m%d").date()
+            time = groups.get("extract_time")
+            if time and not (len(time) == 4 and time.isdigit() and int(time[:2]) < 24 and int(time[2:]) < 60):
+                raise ValueError
+            ctx["extract_date"], ctx["extract_at"] = day, london_time(day, time)
+        except ValueError:
+            return ctx, "file name holds an impossible extract date or time"
+    return ctx, None
+
+
+def _refuse_rows(read: ReadResult, table: str, reason: str, raw: bytes) -> IngestResult:
+    quarantined = [QuarantinedRow(None, None, reason, raw)]
+    quarantined += [QuarantinedRow(n, None, f"file not read: {reason}", read.payloads.get(n, b""))
+                    for n in range(1, read.rows_read + 1)]
+    return IngestResult(table, empty_staged_frame(table), quarantined, [], read.rows_read, reason)
+
+
+def _conflicts(frame: pd.DataFrame, feed: str) -> dict[int, tuple[str, str]]:
+    """Row number -> (field, reason) for rows sharing a staged key with a different row."""
+    key_fields, label = _KEYS[feed]
+    out: dict[int, tuple[str, str]] = {}
+    if frame.empty:
+        return out
+    for _, group in frame.groupby(list(key_fields), dropna=False, sort=False):
+        if len(group) < 2:
+            continue
+        rows = sorted(int(n) for n in group["row_number"])
+        listed = ", ".join(map(str, rows))
+        if feed == "attendance" and group["mark"].nunique(dropna=False) > 1:
+            reason, fld = f"conflicting marks in one file for the same {label} (rows {listed})", "mark"
+        else:
+            reason, fld = f"conflicting rows in one file for the same {label} (rows {listed})", key_fields[0]
+        for n in rows:
+            out[n] = (fld, reason)
+    return out
+
+
+def _provenance(df: pd.DataFrame, frame: pd.DataFrame, source_id: str, file_id: str) -> pd.DataFrame:
+    df["source_id"] = source_id
+    df["file_id"] = file_id
+    df["row_number"] = frame["row_number"].astype(int).to_numpy()
+    return df
+
+
+def _stage_frame(feed: str, frame: pd.DataFrame, ctx: dict, keys: KeyRing, source_id: str,
+                 file_id: str) -> tuple[pd.DataFrame, list[DataQualityIssue]]:
+    """The staged rows (table columns, no plaintext identity) of a clean canonical frame."""
+    tk = keys.token_key
+    issues: list[DataQualityIssue] = []
+    out = pd.DataFrame(index=frame.index)
+    if feed == "attendance":
+        out["laestab"] = ctx["laestab"]
+        out["pupil_ref"] = [pupil_ref(tk, ctx["laestab"], v) for v in frame["school_pupil_id"]]
+        for c in ("session_date", "session", "mark", "category", "minutes_late"):
+            out[c] = frame[c].to_numpy()
+        out["recorded_at"] = [u if u is not None and not pd.isna(u) else ctx["extract_at"]
+                              for u in frame["updated_at"]]
+    elif feed in {"pupils", "sc_persons", "camhs_referrals"}:
+        ids, issues = identity_columns(frame, keys)
+        if feed == "pupils":
+            out["laestab"] = ctx["laestab"]
+            out["pupil_ref"] = [pupil_ref(tk, ctx["laestab"], v) for v in frame["school_pupil_id"]]
+        elif feed == "sc_persons":
+            out["person_ref"] = [record_ref(tk, SC_PERSON_NS, v) for v in frame["person_id"]]
+        else:
+            out["patient_ref"] = [record_ref(tk, CAMHS_PATIENT_NS, v) for v in frame["local_patient_id"]]
+        out = pd.concat([out, ids], axis=1)
+        rest = without_identity(frame)
+        for c in rest.columns:
+            if c not in out.columns:
+                out[c] = rest[c].to_numpy()
+        if feed == "pupils":
+            out["extract_date"] = ctx["extract_date"]
+        if feed == "sc_persons":
+            out["restricted"] = [bool(v) if v is not None and not pd.isna(v) else False for v in frame["restricted"]]
+    else:   # sc_episodes, sc_allocations: no identity beyond the person id
+        out["person_ref"] = [record_ref(tk, SC_PERSON_NS, v) for v in frame["person_id"]]
+        rest = without_identity(frame)
+        for c in rest.columns:
+            out[c] = rest[c].to_numpy()
+    return _provenance(out, frame, source_id, file_id), issues
+
+
+def _roll_from_attendance(read: ReadResult, layout: Layout, ctx: dict, keys: KeyRing, source_id: str,
+                          file_id: str) -> tuple[pd.DataFrame | None, list[DataQualityIssue]]:
+    """One staged_pupils row per pupil of an attendance file (SEN and FSM unknown)."""
+    if not any(f in layout.columns for f in _ROLL_IDENTITY):
+        return None, []
+    records = read.frame.to_dict("records")
+    records += [{k: v for k, v in r.items() if k != "_failed"} for r in read.partial.to_dict("records")
+                if not set(r["_failed"]) & set(_ROLL_FIELDS)]
+    rows = pd.DataFrame(records, columns=list(read.frame.columns))
+    if rows.empty:
+        return coerce_staged("staged_pupils", pd.DataFrame()), []
+    issues: list[DataQualityIssue] = []
+    rows = rows.sort_values(["session_date", "row_number"], na_position="first")
+    chosen = []
+    for _, group in rows.groupby("school_pupil_id", sort=False):
+        last = group.iloc[-1]
+        chosen.append(last)
+        identities = {tuple(str(r.get(f)) for f in _ROLL_IDENTITY) for _, r in group.iterrows()}
+        if len(identities) > 1:
+            issues.append(DataQualityIssue(int(last["row_number"]), "school_pupil_id",
+                                           "identity differs between rows for the same pupil; "
+                                           "the row for the latest session was used for the roll"))
+    roll = pd.DataFrame(chosen).reset_index(drop=True)
+    roll_input = roll[[c for c in roll.columns if c in set(_ROLL_FIELDS) | {"row_number"}]]
+    staged, id_issues = _stage_frame("pupils", roll_input, ctx, keys, source_id, file_id)
+    staged["sen_provision"] = None
+    staged["fsm_eligible"] = None
+    valid, failures = validate_staged("staged_pupils", staged)
+    issues += id_issues
+    issues += [DataQualityIssue(q.row_number or 0, q.field or "", f"pupil left off the roll: {q.reason}")
+               for q in failures]
+    return valid, issues
+
+
+def _ingest(data: bytes, *, file_name: str, source_id: str, file_id: str, layout: Layout, codes: CodeTable,
+            keys: KeyRing, received_at: dt.datetime) -> IngestResult:
+    table = FEED_TABLES[layout.feed]
+    read = read_layout(data, layout, codes)
+    if read.file_error:
+        return IngestResult(table, empty_staged_frame(table), read.quarantined, [], read.rows_read,
+                            read.file_error)
+    ctx, name_problem = _file_context(layout, file_name, received_at)
+    if name_problem:
+        return _refuse_rows(read, table, name_problem, b"")
+
+    quarantined = list(read.quarantined)
+    conflicts = _conflicts(read.frame, layout.feed)
+    for n, (fld, reason) in sorted(conflicts.items()):
+        quarantined.append(QuarantinedRow(n, fld, reason, read.payloads.get(n, b"")))
+    clean = read.frame[~read.frame["row_number"].isin(list(conflicts))].reset_index(drop=True)
+
+    staged, issues = _stage_frame(layout.feed, clean, ctx, keys, source_id, file_id)
+    valid, failures = validate_staged(table, staged)
+    for q in failures:
+        quarantined.append(QuarantinedRow(q.row_number, q.field, q.reason, read.payloads.get(q.row_number, b"")))
+
+    extra: dict[str, pd.DataFrame] = {}
+    roll_rows: set[int] = set()
+    if layout.feed == "attendance":
+        roll, roll_issues = _roll_from_attendance(read, layout, ctx, keys, source_id, file_id)
+        if roll is not None:
+            extra["staged_pupils"] = roll
+            roll_rows = {i.row_number for i in roll_issues}
+            issues += roll_issues
+    kept = set(int(n) for n in valid["row_number"]) | roll_rows
+    all_issues = [i for i in read.issues + issues if i.row_number in kept]
+    return IngestResult(table, valid.reset_index(drop=True), quarantined, all_issues, read.rows_read, None, extra)
