@@ -1,0 +1,145 @@
+"""Asset checks: the contracts, the reconciliations and source freshness, visible in the UI.
+
+Blocking checks stop bad data flowing on: a staged table that breaks its pandera contract, a
+file whose counts do not reconcile, a restricted record that got linked or flagged, a broken
+audit chain.
+"""
+from __future__ import annotations
+
+
+import dagster as dg
+import pandas as pd
+from sqlalchemy import func, select
+
+from orchestration.resources import TetherResource
+from schemas import tables as t
+from schemas.config import Source, TetherConfig
+from sharing.audit import verify
+from transforms.freshness import school_freshness
+from transforms.validate import STAGED_SCHEMAS
+
+FEED_TABLES = {
+    "attendance": ("staged_marks", "staged_pupils"),
+    "pupils": ("staged_pupils",),
+    "sc_persons": ("staged_sc_persons",),
+    "sc_episodes": ("staged_sc_episodes",),
+    "sc_allocations": ("staged_sc_allocations",),
+    "camhs_referrals": ("staged_camhs_referrals",),
+}
+
+
+def source_checks(source: Source, config: TetherConfig) -> list[dg.AssetChecksDefinition]:
+    sid = source.source_id
+    asset = dg.AssetKey(["staged", sid])
+    tables = sorted({tb for f in source.files for tb in FEED_TABLES.get(config.layout(f.layout).feed, ())})
+
+    @dg.asset_check(asset=asset, name="rows_reconcile", blocking=True,
+                    description="For every file of this source: rows read = rows staged + rows quarantined.")
+    def rows_reconcile(tether: TetherResource) -> dg.AssetCheckResult:
+        m = tether.ctx.store.read(t.landing_manifest, where=t.landing_manifest.c.source_id == sid)
+        done = m[m["status"] == "staged"]
+        bad = done[done["rows_read"] != done["rows_staged"] + done["rows_quarantined"]]
+        return dg.AssetCheckResult(passed=bad.empty, metadata={
+            "files_staged": len(done), "files_failed": int((m["status"] == "failed").sum()),
+            "files_not_reconciling": len(bad),
+            "rows_read": int(done["rows_read"].sum()), "rows_staged": int(done["rows_staged"].sum()),
+            "rows_quarantined": int(done["rows_quarantined"].sum())})
+
+    @dg.asset_check(asset=asset, name="staged_contract", blocking=True,
+                    description=f"Staged rows of this source satisfy the canonical contracts ({', '.join(tables)}).")
+    def staged_contract(tether: TetherResource) -> dg.AssetCheckResult:
+        failures = {}
+        for name in tables:
+            table = t.metadata.tables[name]
+            df = tether.ctx.store.read(table, where=table.c.source_id == sid)
+            try:
+                STAGED_SCHEMAS[name].validate(df, lazy=True)
+                failures[name] = 0
+            except Exception as exc:  # pandera SchemaErrors: count only, values never echoed
+                cases = getattr(exc, "failure_cases", None)
+                failures[name] = int(len(cases)) if cases is not None else 1
+        return dg.AssetCheckResult(passed=not any(failures.values()),
+                                   metadata={"failures_by_table": dg.MetadataValue.json(failures)})
+
+    return [rows_reconcile, staged_contract]
+
+
+def freshness_checks(config: TetherConfig) -> list[dg.AssetChecksDefinition]:
+    """One check per school: has it sent the register expected by now? Late shows as a warning."""
+    checks = []
+    source_expected = {sid: s.expected_by for sid, s in config.sources.items() if s.expected_by}
+    for laestab, school in sorted(config.schools.items()):
+        if school.source_id not in config.sources:
+            continue
+
+        def make(laestab=laestab, school=school):
+            @dg.asset_check(asset=dg.AssetKey(["staged", school.source_id]), name=f"register_fresh_{laestab}",
+                            description=f"{school.name} ({laestab}) has sent the register expected by now.")
+            def register_fresh(tether: TetherResource) -> dg.AssetCheckResult:
+                ctx = tether.ctx
+                with ctx.store.engine.connect() as conn:
+                    last = conn.execute(select(func.max(t.staged_marks.c.session_date))
+                                        .where(t.staged_marks.c.laestab == laestab)).scalar()
+                if isinstance(last, str):
+                    last = pd.Timestamp(last).date()
+                row = school_freshness({laestab: school}, {laestab: last} if last else {},
+                                       ctx.config.calendar, ctx.as_of, source_expected).iloc[0]
+                return dg.AssetCheckResult(
+                    passed=row["status"] == "fresh", severity=dg.AssetCheckSeverity.WARN,
+                    metadata={"status": row["status"], "expected_register": str(row["expected_date"]),
+                              "last_register": str(row["last_register_date"]), "hours_late": float(row["hours_late"])})
+            return register_fresh
+        checks.append(make())
+    return checks
+
+
+@dg.asset_check(asset=dg.AssetKey(["linked", "child_links"]), name="restricted_never_linked", blocking=True,
+                description="No restricted (adoption-sensitive) record shares a child key with another record.")
+def restricted_never_linked(tether: TetherResource) -> dg.AssetCheckResult:
+    store = tether.ctx.store
+    links = store.read(t.child_links)
+    persons = store.read(t.staged_sc_persons, columns=["person_ref", "restricted"])
+    restricted = set(persons.loc[persons["restricted"].fillna(False).astype(bool), "person_ref"])
+    keys = links.loc[(links["source_kind"] == "social_care") & links["record_ref"].isin(restricted), "child_key"]
+    sizes = links.groupby("child_key").size() if len(links) else pd.Series(dtype=int)
+    linked = int((sizes.reindex(keys).fillna(0) > 1).sum()) if len(keys) else 0
+    return dg.AssetCheckResult(passed=linked == 0, metadata={"restricted_records": len(restricted),
+                                                             "restricted_linked": linked})
+
+
+@dg.asset_check(asset=dg.AssetKey(["signals", "attendance_measures"]), name="measures_consistent", blocking=True,
+                description="Possible sessions equal the sum of the categories; rates lie between 0 and 1.")
+def measures_consistent(tether: TetherResource) -> dg.AssetCheckResult:
+    m = tether.ctx.store.read(t.attendance_measures)
+    total = m["present_sessions"] + m["aea_sessions"] + m["authorised_sessions"] + m["unauthorised_sessions"]
+    bad_total = int((total != m["possible_sessions"]).sum())
+    rates = m[["attendance_rate", "absence_rate"]].dropna()
+    bad_rate = int(((rates < 0) | (rates > 1)).any(axis=1).sum())
+    return dg.AssetCheckResult(passed=bad_total == 0 and bad_rate == 0,
+                               metadata={"rows": len(m), "inconsistent_totals": bad_total, "rates_out_of_range": bad_rate})
+
+
+@dg.asset_check(asset=dg.AssetKey(["flags", "absence_flags"]), name="no_restricted_child_flagged", blocking=True,
+                description="No flag names a restricted child (they go only to a named officer, by hand).")
+def no_restricted_child_flagged(tether: TetherResource) -> dg.AssetCheckResult:
+    store = tether.ctx.store
+    record = store.read(t.child_record, columns=["child_key", "restricted"])
+    restricted = set(record.loc[record["restricted"].astype(bool), "child_key"])
+    flags = store.read(t.flags, columns=["child_key"])
+    hits = int(flags["child_key"].isin(restricted).sum())
+    return dg.AssetCheckResult(passed=hits == 0, metadata={"flags": len(flags), "restricted_flagged": hits})
+
+
+@dg.asset_check(asset=dg.AssetKey(["outbox", "deliveries"]), name="audit_chain_intact", blocking=True,
+                description="The disclosure audit log's hash chain verifies from the first entry to the last.")
+def audit_chain_intact(tether: TetherResource) -> dg.AssetCheckResult:
+    entries = tether.ctx.store.read(t.audit_log).sort_values("seq").to_dict("records")
+    problems = verify(entries)
+    return dg.AssetCheckResult(passed=not problems, metadata={
+        "entries": len(entries), "problems": dg.MetadataValue.json(problems[:20])})
+
+
+def all_checks(config: TetherConfig) -> list[dg.AssetChecksDefinition]:
+    per_source = [c for s in config.sources.values() for c in source_checks(s, config)]
+    return per_source + freshness_checks(config) + [
+        restricted_never_linked, measures_consistent, no_restricted_child_flagged, audit_chain_intact]

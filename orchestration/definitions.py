@@ -1,0 +1,41 @@
+"""The Dagster code location: `dagster dev -m orchestration.definitions`.
+
+Sources, sensors and checks are generated from the LA's configuration folder
+(`TETHER_CONFIG_DIR`); nothing connects while the definitions load.
+"""
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from orchestration.assets import all_assets
+from orchestration.checks import all_checks
+from orchestration.resources import TetherResource
+from orchestration.sensors import folder_sensor, ingest_job, nightly_schedule, remote_sensor
+from schemas.config import TetherConfig, load_config
+
+
+def build_definitions(config: TetherConfig) -> dg.Definitions:
+    full_refresh = dg.define_asset_job("full_refresh", selection=dg.AssetSelection.all(),
+                                       description="Every source, then the record, signals, flags and outbox.")
+    jobs, sensors = [full_refresh], []
+    for source in config.sources.values():
+        job = ingest_job(source)
+        jobs.append(job)
+        sensors.append(folder_sensor(source, job) if source.transport == "folder" else remote_sensor(source, job))
+    return dg.Definitions(
+        assets=all_assets(config),
+        asset_checks=all_checks(config),
+        jobs=jobs,
+        schedules=[nightly_schedule(full_refresh)],
+        sensors=sensors,
+        resources={"tether": TetherResource(
+            database_url=dg.EnvVar("TETHER_DATABASE_URL"),
+            config_dir=dg.EnvVar("TETHER_CONFIG_DIR"),
+            data_dir=dg.EnvVar("TETHER_DATA_DIR"),
+        )},
+    )
+
+
+defs = build_definitions(load_config(os.environ.get("TETHER_CONFIG_DIR") or None))
