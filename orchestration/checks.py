@@ -11,15 +11,18 @@ import dagster as dg
 import pandas as pd
 from sqlalchemy import func, select
 
+from orchestration import stages
 from orchestration.resources import TetherResource
 from schemas import tables as t
 from schemas.config import Source, TetherConfig
+from schemas.feeds import STATUTORY_READERS
 from sharing.audit import verify
 from transforms.freshness import school_freshness
 from transforms.validate import STAGED_SCHEMAS
 
 FEED_TABLES = {
     "attendance": ("staged_marks", "staged_pupils"),
+    "statutory": ("staged_sc_persons", "staged_sc_episodes"),
     "pupils": ("staged_pupils",),
     "sc_persons": ("staged_sc_persons",),
     "sc_episodes": ("staged_sc_episodes",),
@@ -31,13 +34,15 @@ FEED_TABLES = {
 def source_checks(source: Source, config: TetherConfig) -> list[dg.AssetChecksDefinition]:
     sid = source.source_id
     asset = dg.AssetKey(["staged", sid])
-    tables = sorted({tb for f in source.files for tb in FEED_TABLES.get(config.layout(f.layout).feed, ())})
+    layouts = [f.layout for f in source.files] or (["odbc-marks", "odbc-pupils"] if source.transport == "odbc" else [])
+    feeds = {"statutory" if name in STATUTORY_READERS else config.layout(name).feed for name in layouts}
+    tables = sorted({tb for feed in feeds for tb in FEED_TABLES.get(feed, ())})
 
     @dg.asset_check(asset=asset, name="rows_reconcile", blocking=True,
                     description="For every file of this source: rows read = rows staged + rows quarantined.")
     def rows_reconcile(tether: TetherResource) -> dg.AssetCheckResult:
         m = tether.ctx.store.read(t.landing_manifest, where=t.landing_manifest.c.source_id == sid)
-        done = m[m["status"] == "staged"]
+        done = m[m["status"].isin(["staged", "failed"]) & m["rows_read"].notna()]
         bad = done[done["rows_read"] != done["rows_staged"] + done["rows_quarantined"]]
         return dg.AssetCheckResult(passed=bad.empty, metadata={
             "files_staged": len(done), "files_failed": int((m["status"] == "failed").sum()),
@@ -98,7 +103,7 @@ def freshness_checks(config: TetherConfig) -> list[dg.AssetChecksDefinition]:
 def restricted_never_linked(tether: TetherResource) -> dg.AssetCheckResult:
     store = tether.ctx.store
     links = store.read(t.child_links)
-    persons = store.read(t.staged_sc_persons, columns=["person_ref", "restricted"])
+    persons, _ = stages.social_care(tether.ctx)
     restricted = set(persons.loc[persons["restricted"].fillna(False).astype(bool), "person_ref"])
     keys = links.loc[(links["source_kind"] == "social_care") & links["record_ref"].isin(restricted), "child_key"]
     sizes = links.groupby("child_key").size() if len(links) else pd.Series(dtype=int)

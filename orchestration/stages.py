@@ -6,7 +6,6 @@ with transforms (pure) and return the figures a data team wants to see, with no 
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import json
 import time
 from collections import Counter
@@ -25,19 +24,16 @@ from transforms.cohorts import cohorts as derive_cohorts
 from transforms.consecutive import consecutive_unauthorised_days
 from transforms.flags import address_flags, evaluate_flags
 from transforms.ingest import QuarantinedRow, ingest_file
+from transforms.statutory.ingest import READERS, ingest_return
+from transforms.statutory.merge import staged_social_care
 from transforms.linkage import link_records
 from transforms.measures import attendance_measures, term_periods
 from transforms.record import child_record
-from transforms.validate import validate_staged
 
+from orchestration.remote_sources import land_remote_source
 from orchestration.resources import TetherContext
 
 NEWER_COLUMN = {"staged_marks": "recorded_at", "staged_pupils": "extract_date"}
-
-
-def layout_for(source: Source, file_name: str) -> str | None:
-    """The layout of the first file pattern of the source that matches the file name."""
-    return next((f.layout for f in source.files if fnmatch.fnmatch(file_name, f.pattern)), None)
 
 
 # --- landing ---------------------------------------------------------------------------------
@@ -45,7 +41,6 @@ def layout_for(source: Source, file_name: str) -> str | None:
 def land_source(ctx: TetherContext, source: Source) -> dict:
     """Bring complete files from the source into landing (encrypted, checksummed, once)."""
     if source.transport != "folder":
-        from orchestration.remote_sources import land_remote_source
         return land_remote_source(ctx, source)
     folder = ctx.source_folder(source.options.get("path", source.source_id))
     if not folder.is_dir():
@@ -56,7 +51,7 @@ def land_source(ctx: TetherContext, source: Source) -> dict:
     new = seen = 0
     for path in complete_files(folder, patterns, stable_seconds=float(source.options.get("stable_seconds", 0))):
         landed = ctx.landing.receive(source.source_id, path.name, path.read_bytes(),
-                                     layout=layout_for(source, path.name),
+                                     layout=source.layout_for(path.name),
                                      received_at=dt.datetime.now(dt.timezone.utc))
         new += landed.is_new
         seen += not landed.is_new
@@ -86,44 +81,45 @@ def _write_staged(ctx: TetherContext, table_name: str, df: pd.DataFrame, *, only
 
 
 def stage_file(ctx: TetherContext, source: Source, entry: dict) -> dict:
-    """Read one landed file through its layout, validate, pseudonymise and stage it.
-
-    Returns the file's reconciliation: rows read = rows staged + rows quarantined.
-    """
+    """Read one landed file through its layout (or statutory reader), validate, pseudonymise and
+    stage it. Returns the file's reconciliation: rows read = rows staged + rows quarantined."""
     file_id, file_name = entry["file_id"], entry["file_name"]
-    layout_name = entry.get("layout") or layout_for(source, file_name)
+    layout_name = entry.get("layout") or source.layout_for(file_name)
     now = dt.datetime.now(dt.timezone.utc)
     if not layout_name:
-        reason = f"no layout configured for file name {file_name!r} in source {source.source_id}"
+        reason = f"no layout configured for this file name in source {source.source_id}"
         ctx.landing.quarantine(source_id=source.source_id, file_id=file_id, file_name=file_name,
                                rows=[QuarantinedRow(None, None, reason, ctx.landing.read(file_id))], at=now)
         ctx.landing.mark_failed(file_id, reason)
         return {"rows_read": 0, "rows_staged": 0, "rows_quarantined": 0, "reasons": Counter({reason: 1})}
-    layout = ctx.config.layout(layout_name)
-    result = ingest_file(ctx.landing.read(file_id), file_name=file_name, source_id=source.source_id,
-                         file_id=file_id, layout=layout, codes=ctx.config.codes, keys=ctx.keys,
-                         received_at=entry["received_at"])
-    valid, failures = validate_staged(result.table, result.staged)
-    quarantined = list(result.quarantined) + list(failures)
-    _write_staged(ctx, result.table, valid)
-    for table_name, extra in getattr(result, "extra", {}).items():
-        ok, _ = validate_staged(table_name, extra)
-        _write_staged(ctx, table_name, ok, only_new=True)
+    data = ctx.landing.read(file_id)
+    statutory = layout_name in READERS
+    if statutory:
+        result = ingest_return(data, reader=layout_name, file_name=file_name, source_id=source.source_id,
+                               file_id=file_id, keys=ctx.keys)
+    else:
+        result = ingest_file(data, file_name=file_name, source_id=source.source_id, file_id=file_id,
+                             layout=ctx.config.layout(layout_name), codes=ctx.config.codes, keys=ctx.keys,
+                             received_at=entry["received_at"])
+    # A statutory return never overwrites the case-management extract's person (the extract wins).
+    _write_staged(ctx, result.table, result.staged, only_new=statutory and result.table == "staged_sc_persons")
+    for table_name, extra in result.extra.items():
+        _write_staged(ctx, table_name, extra, only_new=table_name in ("staged_pupils", "staged_sc_persons"))
     ctx.landing.quarantine(source_id=source.source_id, file_id=file_id, file_name=file_name,
-                           rows=quarantined, at=now)
+                           rows=result.quarantined, at=now)
     ctx.landing.record_issues(source_id=source.source_id, file_id=file_id, file_name=file_name,
                               issues=result.issues, at=now)
-    bad_rows = {q.row_number for q in quarantined if q.row_number is not None}
-    rows_quarantined = len(bad_rows)
-    if result.file_error and not bad_rows:
-        rows_quarantined = result.rows_read
-    rows_staged = int(valid["row_number"].nunique()) if len(valid) else 0
-    if result.file_error and result.rows_read == 0:
+    staged_rows = set(result.staged["row_number"].astype(int)) if len(result.staged) else set()
+    if statutory:
+        for extra in result.extra.values():
+            staged_rows |= set(extra["row_number"].astype(int))
+    bad_rows = {q.row_number for q in result.quarantined if q.row_number is not None} - staged_rows
+    ctx.landing.mark_staged(file_id, rows_read=result.rows_read, rows_staged=len(staged_rows),
+                            rows_quarantined=len(bad_rows))
+    if result.file_error:   # the file was refused whole; its rows (if any could be split) are quarantined
         ctx.landing.mark_failed(file_id, result.file_error)
-    ctx.landing.mark_staged(file_id, rows_read=result.rows_read, rows_staged=rows_staged,
-                            rows_quarantined=rows_quarantined)
-    return {"rows_read": result.rows_read, "rows_staged": rows_staged, "rows_quarantined": rows_quarantined,
-            "reasons": Counter(_reason_class(q.reason) for q in quarantined)}
+    return {"rows_read": result.rows_read, "rows_staged": len(staged_rows), "rows_quarantined": len(bad_rows),
+            "reasons": Counter(_reason_class(q.reason) for q in result.quarantined)}
 
 
 def _reason_class(reason: str) -> str:
@@ -147,11 +143,16 @@ def stage_source(ctx: TetherContext, source: Source) -> dict:
 
 # --- linked record and signals ---------------------------------------------------------------
 
+def social_care(ctx: TetherContext) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Staged social-care persons and episodes, extract and statutory returns as one picture."""
+    return staged_social_care(ctx.store.read(t.staged_sc_persons), ctx.store.read(t.staged_sc_episodes))
+
+
 def link(ctx: TetherContext) -> dict:
     """Map every source record to a pseudonymous child_key (exact tokens; restricted never linked)."""
     store = ctx.store
-    links = link_records(store.read(t.staged_pupils), store.read(t.staged_sc_persons),
-                         store.read(t.staged_camhs_referrals))
+    persons, _ = social_care(ctx)
+    links = link_records(store.read(t.staged_pupils), persons, store.read(t.staged_camhs_referrals))
     store.replace(t.child_links, links)
     per_child = links.groupby("child_key")["source_kind"].nunique() if len(links) else pd.Series(dtype=int)
     return {"records": len(links), "children": int(links["child_key"].nunique()) if len(links) else 0,
@@ -161,8 +162,9 @@ def link(ctx: TetherContext) -> dict:
 
 def build_record(ctx: TetherContext) -> dict:
     store = ctx.store
-    record = child_record(store.read(t.child_links), store.read(t.staged_pupils),
-                          store.read(t.staged_sc_persons), store.read(t.staged_camhs_referrals), ctx.as_of)
+    persons, _ = social_care(ctx)
+    record = child_record(store.read(t.child_links), store.read(t.staged_pupils), persons,
+                          store.read(t.staged_camhs_referrals), ctx.as_of)
     store.replace(t.child_record, record)
     return {"children": len(record), "in_school_feed": int(record["in_school_feed"].sum()) if len(record) else 0,
             "with_open_camhs": int(record["camhs_open"].sum()) if len(record) else 0}
@@ -197,7 +199,8 @@ def compute_measures(ctx: TetherContext) -> dict:
 
 def compute_cohorts(ctx: TetherContext) -> dict:
     store, signals = ctx.store, ctx.config.signals
-    membership = derive_cohorts(store.read(t.staged_sc_episodes), store.read(t.child_links),
+    _, episodes = social_care(ctx)
+    membership = derive_cohorts(episodes, store.read(t.child_links),
                                 store.read(t.child_record), as_of=ctx.as_of,
                                 ever6_years=int(signals.get("ever6_years", 6)),
                                 excluded_legal_status=tuple(signals.get("ever6_excluded_legal_status", ())))

@@ -7,6 +7,7 @@ there deep-merges over the built-in file of the same name; layouts are merged by
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 
 from schemas.calendar import SchoolCalendar
 from schemas.codes import CodeTable
-from schemas.feeds import FEEDS
+from schemas.feeds import FEEDS, STATUTORY_READERS
 
 
 class ConfigError(ValueError):
@@ -105,6 +106,11 @@ class Source:
     options: dict[str, Any] = field(default_factory=dict)
     description: str = ""
 
+    def layout_for(self, file_name: str) -> str | None:
+        """The layout of the first file pattern that matches the file name (glob, any letter case)."""
+        name = file_name.lower()
+        return next((f.layout for f in self.files if fnmatch.fnmatchcase(name, f.pattern.lower())), None)
+
 
 @dataclass(frozen=True)
 class School:
@@ -182,8 +188,9 @@ def load_config(config_dir: str | Path | None = None) -> TetherConfig:
     for sid, spec in data["sources"].get("sources", {}).items():
         files = tuple(FilePattern(f["pattern"], f["layout"]) for f in spec.get("files", []))
         for f in files:
-            if f.layout not in layouts:
-                raise ConfigError(f"sources.toml: source {sid!r} names unknown layout {f.layout!r}")
+            if f.layout not in layouts and f.layout not in STATUTORY_READERS:
+                raise ConfigError(f"sources.toml: source {sid!r} names unknown layout {f.layout!r}; "
+                                  f"known: {sorted(layouts) + sorted(STATUTORY_READERS)}")
         options = {k: v for k, v in spec.items() if k not in {"transport", "files", "expected_by", "description"}}
         sources[sid] = Source(sid, spec.get("transport", "folder"), files,
                               _time_or_none(spec.get("expected_by")), options, spec.get("description", ""))

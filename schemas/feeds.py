@@ -106,3 +106,11 @@ IDENTITY = frozenset({
     "upn", "former_upn", "surname", "forename", "preferred_surname", "preferred_forename",
     "dob", "postcode", "nhs_number", "person_id", "local_patient_id", "school_pupil_id",
 })
+
+# Statutory returns are read by their own readers (not a column layout); a source names them in
+# place of a layout. Each stages social-care persons and/or episodes.
+STATUTORY_READERS = {
+    "cin-census": "Children in Need census XML: persons, CIN and CPP episodes",
+    "ssda903-header": "SSDA903 header CSV: looked-after children",
+    "ssda903-episodes": "SSDA903 episodes CSV: CLA episodes, legal status, reason ended",
+}

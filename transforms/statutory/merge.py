@@ -120,3 +120,25 @@ def _flag(value) -> bool:
 def _present(value) -> bool:
     """False for None, NaN, NaT and pd.NA."""
     return not bool(pd.isna(value))
+
+
+def staged_social_care(persons: pd.DataFrame, episodes: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Staged persons and episodes as one social-care picture, whichever files they came from.
+
+    - a person is restricted if any source says so or any episode ended in adoption (never cleared);
+    - an episode both in a return and in the extract (same person, type and start) is one episode:
+      the extract's row wins (return-made ids look like `cla:<person token>:<start>`).
+    """
+    if persons.empty and episodes.empty:
+        return persons, episodes
+    adopted = adopted_person_ids(episodes.rename(columns={"person_ref": "person_id"}))
+    if len(persons):
+        persons = mark_restricted(persons.rename(columns={"person_ref": "person_id"}), adopted) \
+            .rename(columns={"person_id": "person_ref"})
+    if len(episodes):
+        from_return = episodes["episode_id"].astype(str).str.match(r"^(cin|cpp|cla):")
+        episodes = (episodes.assign(_return=from_return)
+                    .sort_values("_return", kind="stable")
+                    .drop_duplicates(["person_ref", "episode_type", "start_date"], keep="first")
+                    .drop(columns="_return"))
+    return persons, episodes
