@@ -66,7 +66,7 @@ def run_job(job_name: str = "full_refresh", *, stream=sys.stderr) -> dg.ExecuteI
     from schemas.config import load_config
 
     defs = build_definitions(load_config(os.environ.get("TETHER_CONFIG_DIR") or None))
-    job = defs.get_job_def(job_name)
+    job = defs.resolve_job_def(job_name)
     job = job.with_logger_defs({"progress": progress_logger(stream)})
     return job.execute_in_process(instance=instance(), raise_on_error=False,
                                   run_config={"loggers": {"progress": {}}})

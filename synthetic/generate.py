@@ -3,9 +3,15 @@
 `generate_la(out_dir, as_of=...)` writes
 - out_dir/inbox/<source_id>/...  the feeds (school_mis_a, school_mis_b, social_care, camhs);
 - out_dir/config/                sources.toml, schools.toml, calendar.toml (use as TETHER_CONFIG_DIR);
-- out_dir/ground_truth/          pupils.csv, records.csv, cohorts.csv, expected_flags.csv, scenario.csv
-                                 (never read by the pipeline; see synthetic.truth).
+- out_dir/ground_truth/          pupils.csv, records.csv, cohorts.csv, expected_flags.csv, scenario.csv,
+                                 quarantine.csv (never read by the pipeline; see synthetic.truth and
+                                 synthetic.bad_input).
 Everything is drawn from `random.Random(seed)`: the same arguments give byte-identical files.
+
+With `bad_input` (the default) a few tens of malformed rows and one file to refuse are added to the
+feeds after they are written, from a separate random stream: the other ground-truth files are the
+same either way, and quarantine.csv lists every row the pipeline must quarantine (header only
+without bad input).
 
 Attendance: a nightly file per school per school day from the first term start of the academic
 year to the day before the as-of date; on the as-of day an intraday file `..._<date>T0930.csv`
@@ -24,6 +30,7 @@ from schemas.calendar import LONDON, SchoolCalendar, academic_year_start
 from schemas.config import load_config
 
 from synthetic import truth, writers
+from synthetic.bad_input import QUARANTINE_HEADER, BadInput, plant_bad_input
 from synthetic.attendance import AM, PM, AttendancePlanner, MarkPlan, extract_rows
 from synthetic.health import build_camhs
 from synthetic.people import IdentifierFactory
@@ -62,12 +69,17 @@ class GenerationReport:
     feeds: dict[str, FeedCount] = field(default_factory=dict)     # by canonical feed
     sources: dict[str, FeedCount] = field(default_factory=dict)   # by source id
     expected_flags: int = 0
+    bad_rows: int = 0                    # planted rows the pipeline must quarantine (incl. refused files' rows)
+    refused_files: int = 0               # planted files the pipeline must refuse whole
 
     def summary(self) -> list[str]:
         """Human-readable lines for a CLI (counts only, no identifiers)."""
         lines = [f"synthetic LA in {self.out_dir} (seed {self.seed}, as of {self.as_of.isoformat()})",
                  f"  {self.n_schools} schools, {self.n_enrolments} school records, {self.n_children} children"]
         lines += [f"  {source}: {c.files} files, {c.rows} rows" for source, c in self.sources.items()]
+        if self.bad_rows or self.refused_files:
+            lines.append(f"  bad input planted: {self.bad_rows} rows to quarantine, {self.refused_files} "
+                         f"file{'s' if self.refused_files != 1 else ''} to refuse (ground_truth/quarantine.csv)")
         lines.append(f"  late school (no intraday file): {self.late_school or '-'}; "
                      f"expected flags today: {self.expected_flags}")
         lines.append(f"  config: {self.config_dir}  ground truth: {self.ground_truth_dir}")
@@ -78,6 +90,11 @@ class GenerationReport:
             c = table.setdefault(key, FeedCount())
             c.files += 1
             c.rows += rows
+
+    def add_rows(self, source: str, feed: str, rows: int) -> None:
+        """Rows added to files already counted."""
+        for table, key in ((self.feeds, feed), (self.sources, source)):
+            table.setdefault(key, FeedCount()).rows += rows
 
 
 def _term_start(calendar: SchoolCalendar, day: dt.date) -> dt.date:
@@ -129,10 +146,11 @@ def _missing_run(plan: MarkPlan, last: int) -> None:
 
 def generate_la(out_dir: Path, *, seed: int = 1, n_schools: int = 12, n_pupils: int = 6000,
                 as_of: dt.datetime, calendar: SchoolCalendar | None = None,
-                progress: Callable[[str], None] | None = None) -> GenerationReport:
+                progress: Callable[[str], None] | None = None, bad_input: bool = True) -> GenerationReport:
     """Write a synthetic LA into `out_dir` and return what was written. `as_of` must be timezone
     aware (Europe/London is used for dates and register times). Existing generated folders under
-    `out_dir` (inbox/<source>, ground_truth) are replaced."""
+    `out_dir` (inbox/<source>, ground_truth) are replaced. `bad_input` plants malformed rows and a
+    file to refuse (synthetic.bad_input) without changing the measures, cohorts or flags."""
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware (Europe/London)")
     if n_schools < 1 or n_pupils < n_schools:
@@ -231,6 +249,16 @@ def generate_la(out_dir: Path, *, seed: int = 1, n_schools: int = 12, n_pupils: 
     for name, rows in writers.write_camhs(inbox / "camhs", patients, d).items():
         report.count("camhs", "camhs_referrals", rows)
 
+    planted = BadInput()
+    if bad_input:
+        say("bad input")
+        planted = plant_bad_input(random.Random(f"{seed}:bad-input"), inbox, schools, d)
+        for (source, feed), rows in planted.added_rows.items():
+            report.add_rows(source, feed, rows)
+        for source, feed, _name, rows in planted.new_files:
+            report.count(source, feed, rows)
+        report.bad_rows, report.refused_files = planted.bad_rows, planted.refused_files
+
     say("configuration")
     writers.write_config(config_dir, schools, cal)
 
@@ -240,6 +268,7 @@ def generate_la(out_dir: Path, *, seed: int = 1, n_schools: int = 12, n_pupils: 
     cohorts = truth.write_cohorts(truth_dir / "cohorts.csv", pupils.children, enrolments, sc.persons, patients, d)
     flags = truth.expected_flags(enrolments, final, cohorts, cal, as_of, set(index_of))
     truth.write_table(truth_dir / "expected_flags.csv", truth.FLAGS_HEADER, flags)
+    truth.write_table(truth_dir / "quarantine.csv", QUARANTINE_HEADER, planted.truth_rows())
     report.expected_flags = len(flags)
     report.n_children = len(pupils.children)
     truth.write_table(truth_dir / "scenario.csv", ["key", "value"], [

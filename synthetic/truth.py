@@ -18,6 +18,9 @@ Files written to `ground_truth/` (CSV, UTF-8):
   never be linked.
 - cohorts.csv: one row per true child (pupils, social-care-only, health-only, sealed identities).
 - expected_flags.csv: flags the rules in flag_rules.toml should raise on the as-of day.
+- quarantine.csv: every row (row_number blank: every whole file) the pipeline must quarantine, with
+  the canonical field at fault and a short reason kind; written by synthetic.generate from
+  synthetic.bad_input (header only when no bad input was planted).
 """
 from __future__ import annotations
 

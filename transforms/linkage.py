@@ -15,12 +15,21 @@ Precision comes first — a wrong link sends one child's safeguarding alert abou
 - **Conflict rule.** A token joins groups only if no two of the groups it would join conflict.
   Two groups conflict when both hold UPNs and share none, or both hold NHS numbers and share none
   (different valid strong identifiers mean different children, or an identity change that a
-  person must review). On the weakest key (name + date of birth) two groups also conflict when
+  person must review). On a strong key (UPN, NHS number) two groups also conflict when both hold
+  name + date-of-birth keys and share none: one UPN carried by records whose legal name and date
+  of birth disagree is two children sharing an identifier (a mistyped UPN that still passes its
+  check letter, a re-issued NHS number) or an identity change — either way a person must look
+  before those records are joined. On the weakest key (name + date of birth) two groups also conflict when
   each holds a record from the same register — two social-care persons, two CAMHS patients, or
   two enrolments at the same school — because one register holding two ids is itself evidence of
   two children. When a token's groups conflict the token is not used at all (it is ambiguous),
   so e.g. one pupil matching two social-care persons by name and DOB links to neither.
-- A pupil on roll at two schools (a move) with the same UPN is one child.
+- A pupil on roll at two schools (a move) with the same UPN is one child (when the two schools'
+  name + date-of-birth keys agree, or one of them has none).
+
+Every strong-identifier token refused by the conflict rule is reported by `identifier_conflicts`
+(one row per record holding it, with the record's provenance when the input frames carry it), so
+the refusal is visible as a data-quality issue rather than a silent non-link.
 
 child_key is sha256 of "<source_kind>|<record_ref>" of the group's first member in sorted
 (source_kind, record_ref) order: the same inputs always give the same keys.
@@ -33,8 +42,17 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 LINK_COLUMNS = ["source_kind", "record_ref", "laestab", "child_key", "linked_on"]
+CONFLICT_COLUMNS = ["source_kind", "record_ref", "laestab", "identifier", "reason",
+                    "source_id", "file_id", "row_number"]
 RULES = ("upn", "nhs", "name_dob")          # strongest first
+STRONG = ("upn", "nhs")
 SCHOOL, SOCIAL_CARE, HEALTH = "school", "social_care", "health"
+_IDENTIFIER_LABEL = {"upn": "UPN", "nhs": "NHS number"}
+_WHY = {
+    "name_dob": "name and date of birth differ",
+    "upn": "UPNs differ",
+    "nhs": "NHS numbers differ",
+}
 
 
 @dataclass
@@ -44,6 +62,7 @@ class _Record:
     laestab: str | None = None
     restricted: bool = False
     keys: dict[str, set[str]] = field(default_factory=lambda: {r: set() for r in RULES})
+    provenance: dict = field(default_factory=dict)     # source_id, file_id, row_number (if known)
 
     @property
     def ident(self) -> tuple[str, str]:
@@ -77,6 +96,8 @@ def _collect(pupils: pd.DataFrame, sc_persons: pd.DataFrame, camhs: pd.DataFrame
             laestab: str | None = None, restricted: bool = False) -> None:
         rec = records.setdefault((kind, ref), _Record(kind, ref, laestab))
         rec.restricted = rec.restricted or restricted
+        if not rec.provenance:
+            rec.provenance = {c: row.get(c) for c in ("source_id", "file_id", "row_number") if _present(row.get(c))}
         for rule, token_col, valid_col in spec:
             tok = _usable(row, token_col, valid_col)
             if tok:
@@ -107,6 +128,7 @@ class _Groups:
         self.parent = {r.ident: r.ident for r in records}
         self.upns = {r.ident: set(r.keys["upn"]) for r in records}
         self.nhs = {r.ident: set(r.keys["nhs"]) for r in records}
+        self.names = {r.ident: set(r.keys["name_dob"]) for r in records}
         self.registers = {r.ident: {r.register} for r in records}
 
     def find(self, ident: tuple) -> tuple:
@@ -115,17 +137,23 @@ class _Groups:
             ident = self.parent[ident]
         return ident
 
-    def conflict(self, a: tuple, b: tuple, rule: str) -> bool:
+    def conflict(self, a: tuple, b: tuple, rule: str) -> str | None:
+        """Why groups `a` and `b` must not be joined on a `rule` token ('upn', 'nhs', 'name_dob',
+        'register'), or None when they may."""
         if self.upns[a] and self.upns[b] and not self.upns[a] & self.upns[b]:
-            return True
+            return "upn"
         if self.nhs[a] and self.nhs[b] and not self.nhs[a] & self.nhs[b]:
-            return True
-        return rule == "name_dob" and bool(self.registers[a] & self.registers[b])
+            return "nhs"
+        if rule in STRONG and self.names[a] and self.names[b] and not self.names[a] & self.names[b]:
+            return "name_dob"
+        if rule == "name_dob" and self.registers[a] & self.registers[b]:
+            return "register"
+        return None
 
     def union(self, a: tuple, b: tuple) -> None:
         keep, gone = sorted((a, b))
         self.parent[gone] = keep
-        for attr in (self.upns, self.nhs, self.registers):
+        for attr in (self.upns, self.nhs, self.names, self.registers):
             attr[keep] |= attr.pop(gone)
 
 
@@ -140,9 +168,28 @@ def link_records(pupils: pd.DataFrame, sc_persons: pd.DataFrame, camhs: pd.DataF
     member of its group, or 'self' for a record that stands alone. See the module docstring for
     the conflict rule that keeps different children apart.
     """
+    return link_with_conflicts(pupils, sc_persons, camhs)[0]
+
+
+def identifier_conflicts(pupils: pd.DataFrame, sc_persons: pd.DataFrame, camhs: pd.DataFrame) -> pd.DataFrame:
+    """Records holding a UPN or NHS number token that the conflict rule refused to link on.
+
+    Columns (CONFLICT_COLUMNS): source_kind, record_ref, laestab, identifier ('upn' | 'nhs'),
+    reason (names no identity value), and the record's source_id, file_id and row_number when
+    the input frame carries them (the staged tables do), else None. One row per record and
+    refused identifier; a record of a sealed (restricted) identity is never reported.
+    """
+    return link_with_conflicts(pupils, sc_persons, camhs)[1]
+
+
+def link_with_conflicts(pupils: pd.DataFrame, sc_persons: pd.DataFrame,
+                        camhs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`link_records` and `identifier_conflicts` from one pass over the records."""
     records = _collect(pupils, sc_persons, camhs)
     linkable = [r for r in records.values() if not r.restricted]
+    by_ident = {r.ident: r for r in linkable}
     groups = _Groups(linkable)
+    refused: dict[tuple[tuple, str], set[str]] = {}     # (record, rule) -> why
 
     for rule in RULES:
         holders: dict[str, list[tuple]] = {}
@@ -153,7 +200,12 @@ def link_records(pupils: pd.DataFrame, sc_persons: pd.DataFrame, camhs: pd.DataF
             roots = sorted({groups.find(i) for i in holders[tok]})
             if len(roots) < 2:
                 continue
-            if any(groups.conflict(a, b, rule) for i, a in enumerate(roots) for b in roots[i + 1:]):
+            whys = {why for i, a in enumerate(roots) for b in roots[i + 1:]
+                    if (why := groups.conflict(a, b, rule)) is not None}
+            if whys:
+                if rule in STRONG:
+                    for ident in holders[tok]:
+                        refused.setdefault((ident, rule), set()).update(whys)
                 continue
             for other in roots[1:]:
                 groups.union(groups.find(roots[0]), groups.find(other))
@@ -170,8 +222,23 @@ def link_records(pupils: pd.DataFrame, sc_persons: pd.DataFrame, camhs: pd.DataF
     for rec in records.values():
         if rec.restricted:
             rows.append(_row(rec, _child_key(rec.ident), "self"))
-    out = pd.DataFrame(rows, columns=LINK_COLUMNS)
-    return out.sort_values(["child_key", "source_kind", "record_ref"], ignore_index=True)
+    links = pd.DataFrame(rows, columns=LINK_COLUMNS)
+    links = links.sort_values(["child_key", "source_kind", "record_ref"], ignore_index=True)
+
+    conflict_rows = []
+    for (ident, rule), whys in sorted(refused.items()):
+        rec = by_ident[ident]
+        label = _IDENTIFIER_LABEL[rule]
+        because = " and ".join(_WHY[w] for w in sorted(whys))
+        conflict_rows.append({
+            "source_kind": rec.kind, "record_ref": rec.ref, "laestab": rec.laestab, "identifier": rule,
+            "reason": (f"{label} shared with another record but {because}: not linked on this {label} "
+                       f"(two children sharing one identifier, or an identity change to review)"),
+            "source_id": rec.provenance.get("source_id"), "file_id": rec.provenance.get("file_id"),
+            "row_number": int(rec.provenance["row_number"]) if "row_number" in rec.provenance else None,
+        })
+    conflicts = pd.DataFrame(conflict_rows, columns=CONFLICT_COLUMNS)
+    return links, conflicts
 
 
 def _linked_on(rec: _Record, group: list[_Record]) -> str:

@@ -1,0 +1,176 @@
+"""SFTP and ODBC sources wired into the pipeline: pulled, landed once, staged, measured.
+
+The connectors have their own tests (test_sftp.py, test_odbc.py); these show the whole way from
+a real OpenSSH server and a real ODBC driver to the staged tables and the attendance measures.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import psycopg2
+import pytest
+from psycopg2 import sql
+from sqlalchemy.engine import make_url
+from zoneinfo import ZoneInfo
+
+from orchestration import stages
+from orchestration.resources import TetherContext
+from schemas import tables as t
+from sharing.keys import write_new_keys
+from synthetic.generate import generate_la
+from transforms.pseudonymise import pupil_ref
+from tests.integration.conftest import require_env
+
+pytestmark = pytest.mark.integration
+AS_OF = dt.datetime(2026, 11, 30, 9, 45, tzinfo=ZoneInfo("Europe/London"))
+
+
+@pytest.fixture(scope="module")
+def la(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("la")
+    generate_la(root, seed=5, n_schools=3, n_pupils=200, as_of=AS_OF)
+    return root
+
+
+def _context(tmp_path: Path, config_dir: Path, monkeypatch) -> TetherContext:
+    for k, v in write_new_keys(tmp_path / "keys").items():
+        monkeypatch.setenv(k, v)
+    return TetherContext(f"sqlite:///{tmp_path / 'tether.sqlite'}", str(config_dir), str(tmp_path / "data"),
+                         AS_OF.isoformat())
+
+
+def test_a_term_of_files_over_sftp_is_pulled_and_loaded(la, tmp_path, monkeypatch, sftp_endpoint, sftp_client, sftp_env):
+    endpoint = sftp_endpoint()
+    local = sorted((la / "inbox" / "school_mis_a").iterdir())
+    for path in local:
+        sftp_client.put(str(path), f"{endpoint.remote_dir}/{path.name}")
+    config = tmp_path / "config"
+    shutil.copytree(la / "config", config)
+    (config / "sources.toml").write_text(f"""
+[sources.school_mis_a]
+transport = "sftp"
+host_env = "TETHER_TEST_SFTP_HOST"
+port_env = "TETHER_TEST_SFTP_PORT"
+username_env = "TETHER_TEST_SFTP_USER"
+key_file_env = "TETHER_TEST_SFTP_KEY_FILE"
+known_hosts_file_env = "TETHER_TEST_SFTP_KNOWN_HOSTS"
+remote_dir = "{endpoint.remote_dir}"
+completeness = "stable"
+stable_seconds = 0
+after_success = "archive"
+archive_dir = "{endpoint.archive_dir}"
+[[sources.school_mis_a.files]]
+pattern = "*_attendance_*.csv"
+layout = "mis-a"
+[[sources.school_mis_a.files]]
+pattern = "*_pupils_*.csv"
+layout = "mis-a-pupils"
+""")
+    ctx = _context(tmp_path, config, monkeypatch)
+    source = ctx.config.sources["school_mis_a"]
+    landed = stages.land_source(ctx, source)
+    distinct = len({p.read_bytes() for p in local})          # identical weekly rolls land once
+    assert landed["files_new"] == distinct
+    assert landed["files_new"] + landed["files_already_landed"] == len(local)
+    assert sftp_client.listdir(endpoint.remote_dir) == []           # archived after success
+    assert stages.land_source(ctx, source)["files_new"] == 0         # nothing left to take
+    staged = stages.stage_source(ctx, source)
+    assert staged["rows_read"] == staged["rows_staged"] + staged["rows_quarantined"]
+
+    truth = pd.read_csv(la / "ground_truth" / "pupils.csv", dtype=str, keep_default_na=False)
+    truth = truth[truth["source_id"] == "school_mis_a"]
+    stages.link(ctx)
+    stages.compute_measures(ctx)
+    measures = ctx.store.read(t.attendance_measures, where=t.attendance_measures.c.period == "academic_year")
+    got = measures.set_index(["laestab", "pupil_ref"])["possible_sessions"]
+    for row in truth.itertuples(index=False):
+        assert got[(row.laestab, pupil_ref(ctx.keys.token_key, row.laestab, row.school_pupil_id))] == int(row.possible_sessions)
+
+
+def _clone_mis_database() -> str:
+    """A private copy of the seeded MIS database, so a test may write to it."""
+    admin = make_url(require_env("TETHER_TEST_PG_ADMIN_URL")["TETHER_TEST_PG_ADMIN_URL"])
+    name = f"tether_test_mis_{secrets.token_hex(4)}"
+    conn = psycopg2.connect(host=admin.host, port=admin.port, user=admin.username, dbname=admin.database)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("CREATE DATABASE {} TEMPLATE tether_mis").format(sql.Identifier(name)))
+    conn.close()
+    return name
+
+
+def _drop(name: str) -> None:
+    admin = make_url(os.environ["TETHER_TEST_PG_ADMIN_URL"])
+    conn = psycopg2.connect(host=admin.host, port=admin.port, user=admin.username, dbname=admin.database)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    conn.close()
+
+
+@pytest.fixture
+def mis_database():
+    base = require_env("TETHER_TEST_ODBC_CONNECTION")["TETHER_TEST_ODBC_CONNECTION"]
+    name = _clone_mis_database()
+    yield name, base.replace("Database=tether_mis", f"Database={name}")
+    _drop(name)
+
+
+def test_odbc_mis_is_pulled_incrementally_into_the_pipeline(mis_database, tmp_path, monkeypatch):
+    name, connection = mis_database
+    monkeypatch.setenv("TETHER_MIS_ODBC", connection)
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "sources.toml").write_text("""
+[sources.hosted_mis]
+transport = "odbc"
+connection_env = "TETHER_MIS_ODBC"
+school_column = "laestab"
+chunk_rows = 2000
+[sources.hosted_mis.relations.marks]
+table = "mis_marks"
+watermark_column = "last_modified"
+[sources.hosted_mis.relations.pupils]
+table = "mis_pupils"
+watermark_column = "last_modified"
+""")
+    ctx = _context(tmp_path, config, monkeypatch)
+    source = ctx.config.sources["hosted_mis"]
+    admin = make_url(os.environ["TETHER_TEST_PG_ADMIN_URL"])
+    mis = psycopg2.connect(host=admin.host, port=admin.port, user=admin.username, dbname=name)
+    mis.autocommit = True
+    with mis.cursor() as cur:
+        cur.execute("SELECT count(*) FROM mis_marks")
+        n_marks = cur.fetchone()[0]
+        cur.execute("SELECT count(*) FROM mis_pupils")
+        n_pupils = cur.fetchone()[0]
+
+    landed = stages.land_source(ctx, source)
+    assert landed["marks_rows"] == n_marks and landed["pupils_rows"] == n_pupils
+    staged = stages.stage_source(ctx, source)
+    assert staged["rows_read"] == staged["rows_staged"] + staged["rows_quarantined"] == n_marks + n_pupils
+    assert len(ctx.store.read(t.staged_marks, columns=["laestab"])) == n_marks
+
+    # the school corrects one mark and takes a new register: only those two rows come next time
+    with mis.cursor() as cur:
+        cur.execute("SELECT laestab, pupil_id, session_date, session FROM mis_marks WHERE mark = 'N' LIMIT 1")
+        corrected = cur.fetchone()
+        cur.execute("UPDATE mis_marks SET mark = 'I', last_modified = now() WHERE laestab = %s AND pupil_id = %s "
+                    "AND session_date = %s AND session = %s", corrected)
+        cur.execute("INSERT INTO mis_marks SELECT laestab, pupil_id, DATE '2026-11-30', 'PM', '/', NULL, now() "
+                    "FROM mis_marks WHERE laestab = %s AND pupil_id = %s LIMIT 1", corrected[:2])
+    mis.close()
+    again = stages.land_source(ctx, source)
+    assert again["marks_rows"] == 2 and again["pupils_rows"] == 0
+    stages.stage_source(ctx, source)
+    marks = ctx.store.read(t.staged_marks)
+    assert len(marks) == n_marks + 1
+    ref = pupil_ref(ctx.keys.token_key, corrected[0].strip(), corrected[1])
+    row = marks[(marks["pupil_ref"] == ref) & (marks["session_date"] == corrected[2]) & (marks["session"] == corrected[3])]
+    assert row["mark"].tolist() == ["I"]
+    assert stages.land_source(ctx, source)["marks_rows"] == 0
