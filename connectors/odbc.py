@@ -505,3 +505,18 @@ def scrub(text: str, connection_string: str, names: set[str] | frozenset[str] = 
     text = re.sub(r'"([^"]*)"', lambda m: m.group(0) if m.group(1) in keep else '"…"', text)
     text = re.sub(r"'([^']*)'", lambda m: m.group(0) if m.group(1) in keep else "'…'", text)
     return " ".join(text.split())
+
+
+def latest_watermark(source: OdbcSource, relation: str) -> str | None:
+    """The highest watermark value in the relation now (one aggregate query), for a sensor tick."""
+    rel = source.relation(relation)
+    sql = f"SELECT MAX({quote_identifier(rel.watermark_column)}) FROM {quote_identifier(rel.table)}"
+    try:
+        conn = _connect(source)
+        try:
+            value = conn.cursor().execute(sql).fetchone()[0]
+        finally:
+            _close(conn)
+    except pyodbc.Error as exc:
+        raise OdbcSourceError(_describe(source, relation, exc, 1)) from None
+    return render_watermark(value) if value is not None else None

@@ -12,7 +12,7 @@ import dagster as dg
 from orchestration.assets import all_assets
 from orchestration.checks import all_checks
 from orchestration.resources import TetherResource
-from orchestration.sensors import folder_sensor, ingest_job, nightly_schedule, remote_sensor
+from orchestration.sensors import ingest_job, nightly_schedule, source_sensor
 from schemas.config import TetherConfig, load_config
 
 
@@ -23,7 +23,7 @@ def build_definitions(config: TetherConfig) -> dg.Definitions:
     for source in config.sources.values():
         job = ingest_job(source)
         jobs.append(job)
-        sensors.append(folder_sensor(source, job) if source.transport == "folder" else remote_sensor(source, job))
+        sensors.append(source_sensor(source, job))
     return dg.Definitions(
         assets=all_assets(config),
         asset_checks=all_checks(config),

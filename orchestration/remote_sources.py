@@ -16,15 +16,25 @@ from schemas.config import ConfigError, Source
 from orchestration.resources import TetherContext
 
 
+def sftp_endpoint(source: Source) -> SftpEndpoint:
+    """The SFTP endpoint of a source; its secrets and host come from the environment as configured."""
+    options = {**source.options, "files": [{"pattern": f.pattern} for f in source.files]}
+    return SftpEndpoint.from_source_options(source.source_id, options, os.environ)
+
+
+def sftp_state_path(ctx: TetherContext, source: Source):
+    """The SFTP poll state (stability observations, files landed and left in place)."""
+    return ctx.data_dir / "state" / f"{source.source_id}.sftp.json"
+
+
 def land_sftp(ctx: TetherContext, source: Source) -> dict:
     """One poll of the SFTP folder: complete files are downloaded, landed once, then archived or left.
 
     The poll state (stability observations, files left in place) is kept beside the landing area
     so that a file is never taken while it is still being written, and never downloaded twice.
     """
-    options = {**source.options, "files": [{"pattern": f.pattern} for f in source.files]}
-    endpoint = SftpEndpoint.from_source_options(source.source_id, options, os.environ)
-    state_path = ctx.data_dir / "state" / f"{source.source_id}.sftp.json"
+    endpoint = sftp_endpoint(source)
+    state_path = sftp_state_path(ctx, source)
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     received_at = dt.datetime.now(dt.timezone.utc)
 

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 
 import dagster as dg
 
 from connectors.folder import complete_files
+from connectors.odbc import OdbcSource, latest_watermark, watermark_get
+from connectors.sftp import list_entries
+from orchestration.remote_sources import sftp_endpoint, sftp_state_path
 from orchestration.resources import TetherResource
 from schemas.config import Source
 
@@ -52,16 +57,60 @@ def nightly_schedule(job) -> dg.ScheduleDefinition:
         description="Every night: land and stage every source, then rebuild the record, signals and cohorts.")
 
 
-def remote_sensor(source: Source, job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
-    """An SFTP or ODBC endpoint is polled by its landing asset; this sensor starts one run per
-    polling interval (`poll_seconds`, default 300), keyed by the interval so a tick never
-    starts two."""
-    interval = int(source.options.get("poll_seconds", 300))
+def sftp_sensor(source: Source, job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+    """Lists the SFTP folder (no download) and asks for a run when a matching file is not yet landed.
 
-    @dg.sensor(name=f"poll_{source.source_id}", job=job, minimum_interval_seconds=interval,
-               description=f"Polls {source.source_id} ({source.transport}) every {interval} s.")
-    def poll(context: dg.SensorEvaluationContext):
-        import time
-        bucket = int(time.time() // interval)
-        return dg.RunRequest(run_key=f"{source.source_id}-{bucket}", tags={"tether/source": source.source_id})
-    return poll
+    Files are compared with the landing asset's own poll state (what it has landed and left in
+    place). While a file waits to become stable the same request is repeated once per
+    `stable_seconds`, under a new run key, so that the next poll can take it.
+    """
+    interval = int(source.options.get("poll_seconds", 60))
+
+    @dg.sensor(name=f"watch_{source.source_id}", job=job, minimum_interval_seconds=interval,
+               description=f"Lists {source.source_id} (SFTP) for complete files not yet landed.")
+    def watch(context: dg.SensorEvaluationContext, tether: TetherResource):
+        ctx = tether.ctx
+        endpoint = sftp_endpoint(source)
+        state_path = sftp_state_path(ctx, source)
+        landed = json.loads(state_path.read_text()).get("landed", {}) if state_path.exists() else {}
+        pending = sorted([e.name, e.size, e.mtime] for e in list_entries(endpoint)
+                         if landed.get(e.name) != [e.size, e.mtime])
+        if not pending:
+            return dg.SkipReason("no files waiting to be landed")
+        window = int(time.time() // max(endpoint.stable_seconds, interval, 1))
+        run_key = hashlib.sha256(json.dumps([pending, window]).encode()).hexdigest()[:32]
+        if context.cursor == run_key:
+            return dg.SkipReason("a run was already requested for these files")
+        context.update_cursor(run_key)
+        return dg.RunRequest(run_key=run_key, tags={"tether/source": source.source_id,
+                                                   "tether/files": str(len(pending))})
+    return watch
+
+
+def odbc_sensor(source: Source, job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+    """Asks the MIS database for its highest watermarks (one aggregate query per relation) and
+    requests a run when either has moved past what the store has pulled."""
+    interval = int(source.options.get("poll_seconds", 120))
+
+    @dg.sensor(name=f"watch_{source.source_id}", job=job, minimum_interval_seconds=interval,
+               description=f"Polls {source.source_id} (ODBC) for new or corrected rows.")
+    def watch(context: dg.SensorEvaluationContext, tether: TetherResource):
+        ctx = tether.ctx
+        odbc = OdbcSource.from_source_options(source.source_id, source.options, os.environ)
+        latest = {rel: latest_watermark(odbc, rel) for rel in ("pupils", "marks")}
+        pulled = {rel: watermark_get(ctx.store, source.source_id, rel) for rel in latest}
+        moved = [rel for rel in latest if latest[rel] is not None and latest[rel] != pulled[rel]]
+        if not moved:
+            return dg.SkipReason("no rows beyond the stored watermarks")
+        run_key = hashlib.sha256(json.dumps(latest, sort_keys=True).encode()).hexdigest()[:32]
+        if context.cursor == run_key:
+            return dg.SkipReason("a run was already requested for these rows")
+        context.update_cursor(run_key)
+        return dg.RunRequest(run_key=run_key, tags={"tether/source": source.source_id,
+                                                   "tether/relations": ",".join(moved)})
+    return watch
+
+
+def source_sensor(source: Source, job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+    """The sensor for a source endpoint, by transport."""
+    return {"folder": folder_sensor, "sftp": sftp_sensor, "odbc": odbc_sensor}[source.transport](source, job)

@@ -174,3 +174,80 @@ watermark_column = "last_modified"
     row = marks[(marks["pupil_ref"] == ref) & (marks["session_date"] == corrected[2]) & (marks["session"] == corrected[3])]
     assert row["mark"].tolist() == ["I"]
     assert stages.land_source(ctx, source)["marks_rows"] == 0
+
+
+def _sensor_tick(sensor, ctx: TetherContext, cursor=None):
+    import dagster as dg
+    from orchestration.resources import TetherResource
+    resource = TetherResource(database_url=ctx.database_url, config_dir=str(ctx.config_dir), data_dir=str(ctx.data_dir))
+    context = dg.build_sensor_context(cursor=cursor, resources={"tether": resource})
+    return sensor(context), context.cursor
+
+
+def test_sftp_sensor_requests_a_run_only_for_files_not_yet_landed(la, tmp_path, monkeypatch, sftp_endpoint, sftp_client):
+    import dagster as dg
+    from orchestration.sensors import ingest_job, source_sensor
+    endpoint = sftp_endpoint()
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "sources.toml").write_text(f"""
+[sources.school_sftp]
+transport = "sftp"
+host_env = "TETHER_TEST_SFTP_HOST"
+port_env = "TETHER_TEST_SFTP_PORT"
+username_env = "TETHER_TEST_SFTP_USER"
+key_file_env = "TETHER_TEST_SFTP_KEY_FILE"
+known_hosts_file_env = "TETHER_TEST_SFTP_KNOWN_HOSTS"
+remote_dir = "{endpoint.remote_dir}"
+completeness = "rename"
+[[sources.school_sftp.files]]
+pattern = "*_attendance_*.csv"
+layout = "mis-a"
+""")
+    ctx = _context(tmp_path, config, monkeypatch)
+    source = ctx.config.sources["school_sftp"]
+    sensor = source_sensor(source, ingest_job(source))
+    result, cursor = _sensor_tick(sensor, ctx)
+    assert isinstance(result, dg.SkipReason)
+    first = sorted((la / "inbox" / "school_mis_a").glob("*_attendance_*.csv"))[0]
+    sftp_client.put(str(first), f"{endpoint.remote_dir}/{first.name}")
+    result, cursor = _sensor_tick(sensor, ctx, cursor)
+    assert isinstance(result, dg.RunRequest)
+    assert isinstance(_sensor_tick(sensor, ctx, cursor)[0], dg.SkipReason)     # same files: no second run
+    stages.land_source(ctx, source)                                          # the run lands it (left in place)
+    assert isinstance(_sensor_tick(sensor, ctx)[0], dg.SkipReason)            # landed: nothing to ask for
+
+
+def test_odbc_sensor_requests_a_run_when_the_watermark_moves(mis_database, tmp_path, monkeypatch):
+    import dagster as dg
+    from orchestration.sensors import ingest_job, source_sensor
+    name, connection = mis_database
+    monkeypatch.setenv("TETHER_MIS_ODBC", connection)
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "sources.toml").write_text("""
+[sources.hosted_mis]
+transport = "odbc"
+connection_env = "TETHER_MIS_ODBC"
+school_column = "laestab"
+[sources.hosted_mis.relations.marks]
+table = "mis_marks"
+watermark_column = "last_modified"
+[sources.hosted_mis.relations.pupils]
+table = "mis_pupils"
+watermark_column = "last_modified"
+""")
+    ctx = _context(tmp_path, config, monkeypatch)
+    source = ctx.config.sources["hosted_mis"]
+    sensor = source_sensor(source, ingest_job(source))
+    result, cursor = _sensor_tick(sensor, ctx)
+    assert isinstance(result, dg.RunRequest)               # nothing pulled yet
+    stages.land_source(ctx, source)
+    assert isinstance(_sensor_tick(sensor, ctx, cursor)[0], dg.SkipReason)
+    admin = make_url(os.environ["TETHER_TEST_PG_ADMIN_URL"])
+    mis = psycopg2.connect(host=admin.host, port=admin.port, user=admin.username, dbname=name)
+    with mis, mis.cursor() as cur:
+        cur.execute("UPDATE mis_marks SET mark = 'I', last_modified = now() WHERE ctid = (SELECT min(ctid) FROM mis_marks)")
+    mis.close()
+    moved, _ = _sensor_tick(sensor, ctx, cursor)
+    assert isinstance(moved, dg.RunRequest) and moved.tags["tether/relations"] == "marks"
