@@ -47,7 +47,7 @@ def cmd_synth(args) -> int:
     report = generate_la(Path(args.out), seed=args.seed, n_schools=args.schools, n_pupils=args.pupils,
                          as_of=parse_as_of(args.as_of), progress=lambda m: _say(f"  synth: {m}"))
     _say(f"synthetic LA written to {args.out} in {time.monotonic() - t0:.1f}s")
-    print(report)
+    print("\n".join(report.summary()))
     return 0
 
 

@@ -1,5 +1,7 @@
 """End to end: every asset materialized on a small synthetic LA, checked against its ground truth.
 
+The LA carries planted bad input (synthetic.bad_input): the measures, cohorts and flags must be
+exactly those of the clean data, and the quarantine exactly what ground_truth/quarantine.csv lists.
 Runs on SQLite and on PostgreSQL (the store is chosen by TETHER_DATABASE_URL, as in production).
 """
 from __future__ import annotations
@@ -22,6 +24,15 @@ from transforms.pseudonymise import SC_PERSON_NS, pupil_ref, record_ref
 AS_OF = dt.datetime(2026, 11, 30, 9, 45, tzinfo=ZoneInfo("Europe/London"))
 
 pytestmark = pytest.mark.integration
+
+# What the quarantine reason says for each reason kind of quarantine.csv.
+REASON_HINTS = {
+    "bad_date": "not a valid date", "unknown_code": "is not a DfE attendance code",
+    "lower_case_code": "is lower case", "withdrawn_code": "was withdrawn", "duplicate_row": "duplicate of row",
+    "truncated_row": "(truncated row)", "nul_byte": "NUL byte", "bad_session": "session labels",
+    "bad_episode_type": "not one of CIN, CPP, CLA", "bad_referral_status": "not one of waiting, open, closed",
+    "missing_column": "missing required column",
+}
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +144,34 @@ def test_rerun_changes_nothing(deployment):
     after = {tb.name: len(store.read(tb)) for tb in before and (t.staged_marks, t.staged_pupils, t.flags, t.outbox,
                                                                 t.audit_log, t.quarantine, t.landing_manifest)}
     assert after == before
+
+
+def _row_number(value) -> int | None:
+    if isinstance(value, str):
+        return int(value) if value else None
+    return None if pd.isna(value) else int(value)
+
+
+def test_quarantine_matches_ground_truth(deployment, small_la):
+    _, store, _ = deployment
+    truth = _truth(small_la, "quarantine.csv")
+    assert len(truth) >= 10
+    want = {(r.file_name, _row_number(r.row_number)): (r.source_id, r.field, r.reason_kind)
+            for r in truth.itertuples(index=False)}
+    q = store.read(t.quarantine, columns=["source_id", "file_name", "row_number", "field", "reason"])
+    got = {(r.file_name, _row_number(r.row_number)): (r.source_id, r.field if isinstance(r.field, str) else "", r.reason)
+           for r in q.itertuples(index=False)}
+    assert len(got) == len(q)                      # one entry per row (and per refused file)
+    assert sorted(got, key=str) == sorted(want, key=str)
+    wrong = [(k, got[k][:2], want[k]) for k in want
+             if got[k][:2] != want[k][:2] or REASON_HINTS[want[k][2]] not in got[k][2]]
+    assert wrong == []
+
+    manifest = store.read(t.landing_manifest)
+    staged = manifest[manifest["status"] == "staged"]
+    assert len(staged) and staged["rows_read"].notna().all()
+    unreconciled = staged[staged["rows_read"] != staged["rows_staged"] + staged["rows_quarantined"]]
+    assert unreconciled["file_name"].tolist() == []
+    refused = {r.file_name for r in truth.itertuples(index=False) if r.row_number == ""}
+    assert set(manifest.loc[manifest["status"] == "failed", "file_name"]) == refused
+    assert int(manifest["rows_quarantined"].fillna(0).sum()) == sum(truth["row_number"] != "")
