@@ -12,14 +12,18 @@ import dagster as dg
 from orchestration.assets import all_assets
 from orchestration.checks import all_checks
 from orchestration.resources import TetherResource
-from orchestration.sensors import ingest_job, nightly_schedule, source_sensor
+from orchestration.runner import RECORD_REFRESH
+from orchestration.sensors import ingest_job, nightly_schedule, record_after_source_failure, source_sensor
 from schemas.config import TetherConfig, load_config
 
 
 def build_definitions(config: TetherConfig) -> dg.Definitions:
     full_refresh = dg.define_asset_job("full_refresh", selection=dg.AssetSelection.all(),
                                        description="Every source, then the record, signals, flags and outbox.")
-    jobs, sensors = [full_refresh], []
+    record_refresh = dg.define_asset_job(
+        RECORD_REFRESH, selection=dg.AssetSelection.groups("linked", "record", "signals", "flags", "outbox"),
+        description="The record, signals, flags and outbox from what is already staged.")
+    jobs, sensors = [full_refresh, record_refresh], [record_after_source_failure(full_refresh, record_refresh)]
     for source in config.sources.values():
         job = ingest_job(source)
         jobs.append(job)

@@ -66,7 +66,25 @@ def run_job(job_name: str = "full_refresh", *, stream=sys.stderr) -> dg.ExecuteI
     from schemas.config import load_config
 
     defs = build_definitions(load_config(os.environ.get("TETHER_CONFIG_DIR") or None))
-    job = defs.resolve_job_def(job_name)
-    job = job.with_logger_defs({"progress": progress_logger(stream)})
-    return job.execute_in_process(instance=instance(), raise_on_error=False,
-                                  run_config={"loggers": {"progress": {}}})
+    run_config = {"loggers": {"progress": {}}}
+
+    def execute(name: str) -> dg.ExecuteInProcessResult:
+        job = defs.resolve_job_def(name).with_logger_defs({"progress": progress_logger(stream)})
+        return job.execute_in_process(instance=instance(), raise_on_error=False, run_config=run_config)
+
+    result = execute(job_name)
+    if sources_failed_alone(result):
+        print("  a source failed: rebuilding the record, signals, flags and outbox from what the other "
+              "sources delivered", file=stream, flush=True)
+        execute(RECORD_REFRESH)
+    return result
+
+
+RECORD_REFRESH = "record_refresh"
+
+
+def sources_failed_alone(result) -> bool:
+    """True when the only failed steps are sources' landing or staging: the shared record must
+    still be rebuilt from every other source (one source down never stops flags for the rest)."""
+    failed = {e.step_key for e in result.get_step_failure_events()}
+    return bool(failed) and all(key.split("__")[0] in ("landing", "staged") for key in failed)

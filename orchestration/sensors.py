@@ -114,3 +114,17 @@ def odbc_sensor(source: Source, job: dg.UnresolvedAssetJobDefinition) -> dg.Sens
 def source_sensor(source: Source, job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
     """The sensor for a source endpoint, by transport."""
     return {"folder": folder_sensor, "sftp": sftp_sensor, "odbc": odbc_sensor}[source.transport](source, job)
+
+
+def record_after_source_failure(full_refresh, record_refresh) -> dg.SensorDefinition:
+    """When the nightly refresh fails only because some sources could not be landed or staged,
+    rebuild the record, signals, flags and outbox from every other source."""
+    from orchestration.runner import sources_failed_alone
+
+    @dg.run_failure_sensor(name="record_after_source_failure", monitored_jobs=[full_refresh],
+                           request_job=record_refresh, default_status=dg.DefaultSensorStatus.RUNNING)
+    def record_after_failure(context: dg.RunFailureSensorContext):
+        if sources_failed_alone(context):
+            return dg.RunRequest(run_key=f"after-{context.dagster_run.run_id}")
+        return dg.SkipReason("a shared step failed: fix it before rebuilding the record")
+    return record_after_failure

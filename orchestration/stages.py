@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from connectors import outbox
 from connectors.folder import complete_files
+from connectors.landing import check_file_name
 from schemas import tables as t
 from schemas.calendar import LONDON
 from schemas.config import Source
@@ -26,7 +27,7 @@ from transforms.flags import address_flags, evaluate_flags
 from transforms.ingest import QuarantinedRow, ingest_file
 from transforms.statutory.ingest import READERS, ingest_return
 from transforms.statutory.merge import staged_social_care
-from transforms.linkage import link_records
+from transforms.linkage import link_with_conflicts
 from transforms.measures import attendance_measures, term_periods
 from transforms.record import child_record
 
@@ -49,13 +50,22 @@ def land_source(ctx: TetherContext, source: Source) -> dict:
             f"`path` in sources.toml")
     patterns = [f.pattern for f in source.files]
     new = seen = 0
+    refused: Counter = Counter()
     for path in complete_files(folder, patterns, stable_seconds=float(source.options.get("stable_seconds", 0))):
+        try:
+            check_file_name(path.name)
+        except ValueError as exc:       # left in the folder, reported: nothing is lost
+            refused[str(exc)] += 1
+            continue
         landed = ctx.landing.receive(source.source_id, path.name, path.read_bytes(),
                                      layout=source.layout_for(path.name),
                                      received_at=dt.datetime.now(dt.timezone.utc))
         new += landed.is_new
         seen += not landed.is_new
-    return {"files_new": new, "files_already_landed": seen}
+    figures = {"files_new": new, "files_already_landed": seen, "files_refused": sum(refused.values())}
+    if refused:
+        figures["refused_reasons"] = dict(refused)
+    return figures
 
 
 # --- staging ---------------------------------------------------------------------------------
@@ -148,16 +158,44 @@ def social_care(ctx: TetherContext) -> tuple[pd.DataFrame, pd.DataFrame]:
     return staged_social_care(ctx.store.read(t.staged_sc_persons), ctx.store.read(t.staged_sc_episodes))
 
 
+IDENTIFIER_FIELD = {"upn": "upn", "nhs": "nhs_number"}
+
+
+def _record_identifier_conflicts(ctx: TetherContext, conflicts: pd.DataFrame) -> int:
+    """Identifiers shared by records that disagree on who the child is, as data-quality issues
+    against the file and row each record came from (recorded once however often linkage runs)."""
+    known = conflicts[conflicts["source_id"].notna() & conflicts["file_id"].notna()]
+    if known.empty:
+        return 0
+    manifest = ctx.store.read(t.landing_manifest, columns=["file_id", "file_name"])
+    names = dict(zip(manifest["file_id"], manifest["file_name"]))
+    now, added = dt.datetime.now(dt.timezone.utc), 0
+    for (source_id, file_id), rows in known.groupby(["source_id", "file_id"], sort=True):
+        issues = [{"row_number": None if pd.isna(r.row_number) else int(r.row_number),
+                   "field": IDENTIFIER_FIELD[r.identifier], "issue": r.reason} for r in rows.itertuples()]
+        added += ctx.landing.record_issues(source_id=source_id, file_id=file_id,
+                                           file_name=names.get(file_id, ""), issues=issues, at=now)
+    return added
+
+
 def link(ctx: TetherContext) -> dict:
-    """Map every source record to a pseudonymous child_key (exact tokens; restricted never linked)."""
+    """Map every source record to a pseudonymous child_key (exact tokens; restricted never linked).
+
+    Identifiers shared by records that disagree on name and date of birth are not trusted within
+    one agency (two children) and are reported for review across agencies.
+    """
     store = ctx.store
     persons, _ = social_care(ctx)
-    links = link_records(store.read(t.staged_pupils), persons, store.read(t.staged_camhs_referrals))
+    links, conflicts = link_with_conflicts(store.read(t.staged_pupils), persons, store.read(t.staged_camhs_referrals))
     store.replace(t.child_links, links)
+    recorded = _record_identifier_conflicts(ctx, conflicts)
     per_child = links.groupby("child_key")["source_kind"].nunique() if len(links) else pd.Series(dtype=int)
+    linked = conflicts["linked"].astype(bool) if len(conflicts) else pd.Series(dtype=bool)
     return {"records": len(links), "children": int(links["child_key"].nunique()) if len(links) else 0,
             "children_linked_across_agencies": int((per_child > 1).sum()),
-            "by_rule": {k: int(v) for k, v in links["linked_on"].value_counts().items()} if len(links) else {}}
+            "by_rule": {k: int(v) for k, v in links["linked_on"].value_counts().items()} if len(links) else {},
+            "identifiers_not_linked": int((~linked).sum()), "identifiers_linked_for_review": int(linked.sum()),
+            "data_quality_issues_recorded": recorded}
 
 
 def build_record(ctx: TetherContext) -> dict:

@@ -15,21 +15,27 @@ Precision comes first — a wrong link sends one child's safeguarding alert abou
 - **Conflict rule.** A token joins groups only if no two of the groups it would join conflict.
   Two groups conflict when both hold UPNs and share none, or both hold NHS numbers and share none
   (different valid strong identifiers mean different children, or an identity change that a
-  person must review). On a strong key (UPN, NHS number) two groups also conflict when both hold
-  name + date-of-birth keys and share none: one UPN carried by records whose legal name and date
-  of birth disagree is two children sharing an identifier (a mistyped UPN that still passes its
-  check letter, a re-issued NHS number) or an identity change — either way a person must look
-  before those records are joined. On the weakest key (name + date of birth) two groups also conflict when
+  person must review). On the weakest key (name + date of birth) two groups also conflict when
   each holds a record from the same register — two social-care persons, two CAMHS patients, or
   two enrolments at the same school — because one register holding two ids is itself evidence of
   two children. When a token's groups conflict the token is not used at all (it is ambiguous),
   so e.g. one pupil matching two social-care persons by name and DOB links to neither.
-- A pupil on roll at two schools (a move) with the same UPN is one child (when the two schools'
-  name + date-of-birth keys agree, or one of them has none).
+- **A shared identifier is not enough when the same kind of register disagrees on who it is.**
+  On a strong key (UPN, NHS number) two groups also conflict when each holds a record of the same
+  kind (two school enrolments, two social-care persons, two CAMHS patients) with a name + date of
+  birth key and those keys share none. Schools pass a pupil's legal name and date of birth on with
+  the UPN when the pupil moves, so two enrolments under one UPN with different names and dates of
+  birth are two children sharing an identifier (a mistyped UPN that still passes its check letter,
+  a re-issued number) or an identity change: a person must look before they are joined.
+  Across agencies names are keyed independently (nicknames, typos, swapped names are common), so
+  there a disagreeing name + date of birth does not stop a UPN or NHS link; it is reported instead.
+- A pupil on roll at two schools (a move) with the same UPN is one child (when the schools agree
+  on name and date of birth, or one of them has no name + date-of-birth key).
 
-Every strong-identifier token refused by the conflict rule is reported by `identifier_conflicts`
-(one row per record holding it, with the record's provenance when the input frames carry it), so
-the refusal is visible as a data-quality issue rather than a silent non-link.
+`identifier_conflicts` reports, one row per record, every strong-identifier token refused by the
+conflict rule (`linked` False) and every cross-agency UPN / NHS link made although the records'
+name + date-of-birth keys disagree (`linked` True, for review), with the record's provenance when
+the input frames carry it: neither is ever silent.
 
 child_key is sha256 of "<source_kind>|<record_ref>" of the group's first member in sorted
 (source_kind, record_ref) order: the same inputs always give the same keys.
@@ -42,14 +48,14 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 LINK_COLUMNS = ["source_kind", "record_ref", "laestab", "child_key", "linked_on"]
-CONFLICT_COLUMNS = ["source_kind", "record_ref", "laestab", "identifier", "reason",
+CONFLICT_COLUMNS = ["source_kind", "record_ref", "laestab", "identifier", "linked", "reason",
                     "source_id", "file_id", "row_number"]
 RULES = ("upn", "nhs", "name_dob")          # strongest first
 STRONG = ("upn", "nhs")
 SCHOOL, SOCIAL_CARE, HEALTH = "school", "social_care", "health"
 _IDENTIFIER_LABEL = {"upn": "UPN", "nhs": "NHS number"}
 _WHY = {
-    "name_dob": "name and date of birth differ",
+    "name_dob": "name or date of birth differs",
     "upn": "UPNs differ",
     "nhs": "NHS numbers differ",
 }
@@ -128,7 +134,7 @@ class _Groups:
         self.parent = {r.ident: r.ident for r in records}
         self.upns = {r.ident: set(r.keys["upn"]) for r in records}
         self.nhs = {r.ident: set(r.keys["nhs"]) for r in records}
-        self.names = {r.ident: set(r.keys["name_dob"]) for r in records}
+        self.names = {r.ident: {(r.kind, tok) for tok in r.keys["name_dob"]} for r in records}
         self.registers = {r.ident: {r.register} for r in records}
 
     def find(self, ident: tuple) -> tuple:
@@ -144,11 +150,25 @@ class _Groups:
             return "upn"
         if self.nhs[a] and self.nhs[b] and not self.nhs[a] & self.nhs[b]:
             return "nhs"
-        if rule in STRONG and self.names[a] and self.names[b] and not self.names[a] & self.names[b]:
+        if rule in STRONG and self.same_register_kind_disagrees(a, b):
             return "name_dob"
         if rule == "name_dob" and self.registers[a] & self.registers[b]:
             return "register"
         return None
+
+    def same_register_kind_disagrees(self, a: tuple, b: tuple) -> bool:
+        """Both groups hold name + DOB keys from the same kind of record, and share none of them."""
+        for kind in {k for k, _ in self.names[a]} & {k for k, _ in self.names[b]}:
+            mine = {tok for k, tok in self.names[a] if k == kind}
+            theirs = {tok for k, tok in self.names[b] if k == kind}
+            if not mine & theirs:
+                return True
+        return False
+
+    def names_disagree(self, a: tuple, b: tuple) -> bool:
+        """Both groups hold name + DOB keys (of any kind of record) and share none of them."""
+        mine, theirs = {tok for _, tok in self.names[a]}, {tok for _, tok in self.names[b]}
+        return bool(mine and theirs and not mine & theirs)
 
     def union(self, a: tuple, b: tuple) -> None:
         keep, gone = sorted((a, b))
@@ -172,12 +192,15 @@ def link_records(pupils: pd.DataFrame, sc_persons: pd.DataFrame, camhs: pd.DataF
 
 
 def identifier_conflicts(pupils: pd.DataFrame, sc_persons: pd.DataFrame, camhs: pd.DataFrame) -> pd.DataFrame:
-    """Records holding a UPN or NHS number token that the conflict rule refused to link on.
+    """Records whose UPN or NHS number token needs a person's eye, one row per record and identifier.
 
+    `linked` False: the conflict rule refused to link on the token (different children sharing an
+    identifier, or an identity change). `linked` True: records of different agencies were linked on
+    it although their name + date-of-birth keys disagree (nickname, typo — or a wrong identifier).
     Columns (CONFLICT_COLUMNS): source_kind, record_ref, laestab, identifier ('upn' | 'nhs'),
-    reason (names no identity value), and the record's source_id, file_id and row_number when
-    the input frame carries them (the staged tables do), else None. One row per record and
-    refused identifier; a record of a sealed (restricted) identity is never reported.
+    linked, reason (names no identity value), and the record's source_id, file_id and row_number
+    when the input frame carries them (the staged tables do), else None. A sealed (restricted)
+    record is never reported: it is never linked at all.
     """
     return link_with_conflicts(pupils, sc_persons, camhs)[1]
 
@@ -189,7 +212,8 @@ def link_with_conflicts(pupils: pd.DataFrame, sc_persons: pd.DataFrame,
     linkable = [r for r in records.values() if not r.restricted]
     by_ident = {r.ident: r for r in linkable}
     groups = _Groups(linkable)
-    refused: dict[tuple[tuple, str], set[str]] = {}     # (record, rule) -> why
+    refused: dict[tuple[tuple, str], set[str]] = {}     # (record, rule) -> why not linked
+    disputed: set[tuple[tuple, str]] = set()            # (record, rule) linked though names differ
 
     for rule in RULES:
         holders: dict[str, list[tuple]] = {}
@@ -207,6 +231,8 @@ def link_with_conflicts(pupils: pd.DataFrame, sc_persons: pd.DataFrame,
                     for ident in holders[tok]:
                         refused.setdefault((ident, rule), set()).update(whys)
                 continue
+            if rule in STRONG and any(groups.names_disagree(a, b) for i, a in enumerate(roots) for b in roots[i + 1:]):
+                disputed.update((ident, rule) for ident in holders[tok])
             for other in roots[1:]:
                 groups.union(groups.find(roots[0]), groups.find(other))
 
@@ -226,18 +252,25 @@ def link_with_conflicts(pupils: pd.DataFrame, sc_persons: pd.DataFrame,
     links = links.sort_values(["child_key", "source_kind", "record_ref"], ignore_index=True)
 
     conflict_rows = []
-    for (ident, rule), whys in sorted(refused.items()):
+    for ident, rule in sorted(set(refused) | disputed):
         rec = by_ident[ident]
         label = _IDENTIFIER_LABEL[rule]
-        because = " and ".join(_WHY[w] for w in sorted(whys))
+        linked = (ident, rule) not in refused
+        if linked:
+            reason = (f"{label} shared with a record of another agency whose name or date of birth differs: "
+                      f"linked on this {label}; review that they are the same child")
+        else:
+            because = " and ".join(_WHY[w] for w in sorted(refused[(ident, rule)]))
+            reason = (f"{label} shared with another record but {because}: not linked on this {label} "
+                      f"(two children sharing one identifier, or an identity change to review)")
         conflict_rows.append({
             "source_kind": rec.kind, "record_ref": rec.ref, "laestab": rec.laestab, "identifier": rule,
-            "reason": (f"{label} shared with another record but {because}: not linked on this {label} "
-                       f"(two children sharing one identifier, or an identity change to review)"),
+            "linked": linked, "reason": reason,
             "source_id": rec.provenance.get("source_id"), "file_id": rec.provenance.get("file_id"),
             "row_number": int(rec.provenance["row_number"]) if "row_number" in rec.provenance else None,
         })
     conflicts = pd.DataFrame(conflict_rows, columns=CONFLICT_COLUMNS)
+    conflicts["row_number"] = pd.Series([r["row_number"] for r in conflict_rows], dtype=object)
     return links, conflicts
 
 

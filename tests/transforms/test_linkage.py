@@ -3,7 +3,7 @@ import hashlib
 
 import pandas as pd
 
-from transforms.linkage import LINK_COLUMNS, link_records
+from transforms.linkage import CONFLICT_COLUMNS, LINK_COLUMNS, identifier_conflicts, link_records, link_with_conflicts
 
 
 def pupil(ref, laestab="8864001", upn=None, former=None, nhs=None, name_dob=None, upn_valid=True):
@@ -160,3 +160,91 @@ def test_child_key_is_stable_across_runs_and_row_order():
 def test_empty_inputs_give_empty_links():
     links = link()
     assert links.empty and list(links.columns) == LINK_COLUMNS
+
+
+# --- one identifier, two children --------------------------------------------------------------
+
+def conflicts_of(pupils=(), persons=(), patients=()):
+    return identifier_conflicts(pd.DataFrame(list(pupils), columns=PUPIL_COLS),
+                                pd.DataFrame(list(persons), columns=PERSON_COLS),
+                                pd.DataFrame(list(patients), columns=PATIENT_COLS))
+
+
+def test_two_pupils_at_two_schools_sharing_a_upn_with_different_name_and_dob_are_not_linked():
+    pupils = [pupil("p1", laestab="8864001", upn="U1", name_dob="T-AMY"),
+              pupil("p2", laestab="8864002", upn="U1", name_dob="T-BEN")]
+    links = link(pupils)
+    assert by_ref(links) == {("school", "p1"): (key("school", "p1"), "self"),
+                             ("school", "p2"): (key("school", "p2"), "self")}
+    found = conflicts_of(pupils)
+    assert list(found.columns) == CONFLICT_COLUMNS
+    assert list(zip(found["record_ref"], found["identifier"], found["linked"])) == [
+        ("p1", "upn", False), ("p2", "upn", False)]
+    assert list(found["laestab"]) == ["8864001", "8864002"]
+    assert all(r.startswith("UPN shared with another record but name or date of birth differs: not linked")
+               for r in found["reason"])
+
+
+def test_a_mover_is_still_one_child_when_a_school_has_no_name_dob_key():
+    links = link([pupil("p1", laestab="8864001", upn="U1", name_dob="T-AMY"),
+                  pupil("p2", laestab="8864002", upn="U1")])
+    assert links["child_key"].nunique() == 1 and set(links["linked_on"]) == {"upn"}
+    assert conflicts_of([pupil("p1", laestab="8864001", upn="U1", name_dob="T-AMY"),
+                         pupil("p2", laestab="8864002", upn="U1", name_dob="T-AMY")]).empty
+
+
+def test_shared_upn_refused_then_the_right_pupil_links_on_name_and_dob():
+    # p1 and p2 disagree on who U1 is; the social-care person with U1 and p1's name + DOB is p1
+    links = link([pupil("p1", laestab="8864001", upn="U1", name_dob="T-AMY"),
+                  pupil("p2", laestab="8864002", upn="U1", name_dob="T-BEN")],
+                 [person("s1", upn="U1", name_dob="T-AMY")])
+    got = by_ref(links)
+    assert got[("school", "p1")][0] == got[("social_care", "s1")][0]
+    assert got[("school", "p1")][1] == "upn"          # the strongest key the two share
+    assert got[("school", "p2")] == (key("school", "p2"), "self")
+
+
+def test_two_persons_or_two_patients_sharing_an_identifier_with_different_names_stay_apart():
+    assert link(persons=[person("s1", upn="U1", name_dob="T1"),
+                         person("s2", upn="U1", name_dob="T2")])["child_key"].nunique() == 2
+    assert link(patients=[patient("h1", nhs="N1", name_dob="T1"),
+                          patient("h2", nhs="N1", name_dob="T2")])["child_key"].nunique() == 2
+    found = conflicts_of(patients=[patient("h1", nhs="N1", name_dob="T1"), patient("h2", nhs="N1", name_dob="T2")])
+    assert set(found["identifier"]) == {"nhs"} and not found["linked"].any()
+    assert all(r.startswith("NHS number shared with another record") for r in found["reason"])
+
+
+def test_across_agencies_a_upn_links_despite_a_name_typo_and_is_reported_for_review():
+    # schools and social care key names independently: a nickname must not break a UPN link
+    links = link([pupil("p1", upn="U1", name_dob="T-ALEXANDER")], [person("s1", upn="U1", name_dob="T-ALEX")])
+    assert links["child_key"].nunique() == 1 and set(links["linked_on"]) == {"upn"}
+    found = conflicts_of([pupil("p1", upn="U1", name_dob="T-ALEXANDER")], [person("s1", upn="U1", name_dob="T-ALEX")])
+    assert list(zip(found["source_kind"], found["linked"])) == [("school", True), ("social_care", True)]
+    assert all("linked on this UPN; review" in r for r in found["reason"])
+
+
+def test_conflicting_strong_identifiers_are_reported_with_provenance():
+    p = {**pupil("p1", upn="U1", nhs="N1"), "source_id": "school_mis_a", "file_id": "f1", "row_number": 7}
+    s = person("s1", upn="U2", nhs="N1")
+    found = identifier_conflicts(pd.DataFrame([p]), pd.DataFrame([s], columns=PERSON_COLS),
+                                 pd.DataFrame(columns=PATIENT_COLS))
+    assert found.to_dict("records") == [
+        {"source_kind": "school", "record_ref": "p1", "laestab": "8864001", "identifier": "nhs", "linked": False,
+         "reason": "NHS number shared with another record but UPNs differ: not linked on this NHS number "
+                   "(two children sharing one identifier, or an identity change to review)",
+         "source_id": "school_mis_a", "file_id": "f1", "row_number": 7},
+        {"source_kind": "social_care", "record_ref": "s1", "laestab": None, "identifier": "nhs", "linked": False,
+         "reason": "NHS number shared with another record but UPNs differ: not linked on this NHS number "
+                   "(two children sharing one identifier, or an identity change to review)",
+         "source_id": None, "file_id": None, "row_number": None}]
+
+
+def test_restricted_records_are_never_reported_and_links_match_link_records():
+    pupils = [pupil("p1", upn="U1", name_dob="T1"), pupil("p2", laestab="8864002", upn="U1", name_dob="T2")]
+    persons = [person("s1", upn="U1", name_dob="T3", restricted=True)]
+    links, found = link_with_conflicts(pd.DataFrame(pupils, columns=PUPIL_COLS),
+                                       pd.DataFrame(persons, columns=PERSON_COLS),
+                                       pd.DataFrame(columns=PATIENT_COLS))
+    pd.testing.assert_frame_equal(links, link(pupils, persons))
+    assert "s1" not in set(found["record_ref"]) and set(found["record_ref"]) == {"p1", "p2"}
+    assert conflicts_of().empty and list(conflicts_of().columns) == CONFLICT_COLUMNS
