@@ -491,12 +491,7 @@ def poll_endpoint(endpoint: SftpEndpoint, *, deliver: Callable[[str, bytes], boo
         settle(sftp, entry)
 
     def session(sftp: paramiko.SFTPClient) -> None:
-        try:
-            listing = sftp.listdir_attr(endpoint.remote_dir)
-        except (FileNotFoundError, PermissionError) as exc:
-            raise SftpSourceError(f"SFTP source {endpoint.source_id!r} ({endpoint.address}): cannot list remote "
-                                  f"folder {endpoint.remote_dir} ({type(exc).__name__})") from None
-        entries = [RemoteEntry.from_attributes(a) for a in listing]
+        entries = _listing(sftp, endpoint)
         complete, incomplete = select_complete(
             entries, patterns=endpoint.patterns, completeness=endpoint.completeness,
             stable_seconds=endpoint.stable_seconds, state=state, now=now)
@@ -551,13 +546,16 @@ def list_entries(endpoint: SftpEndpoint, *, sleep: Callable[[float], None] = tim
 
     Cheap enough for a sensor tick: one connection, one directory listing.
     """
-    def listing(sftp: paramiko.SFTPClient) -> list[RemoteEntry]:
-        try:
-            attrs = sftp.listdir_attr(endpoint.remote_dir)
-        except (FileNotFoundError, PermissionError) as exc:
-            raise SftpSourceError(f"SFTP source {endpoint.source_id!r} ({endpoint.address}): cannot list remote "
-                                  f"folder {endpoint.remote_dir} ({type(exc).__name__})") from None
-        entries = [RemoteEntry.from_attributes(a) for a in attrs]
-        return [e for e in entries if e.is_file and matches_patterns(e.name, endpoint.patterns)
+    def matching(sftp: paramiko.SFTPClient) -> list[RemoteEntry]:
+        return [e for e in _listing(sftp, endpoint) if e.is_file and matches_patterns(e.name, endpoint.patterns)
                 and not e.name.endswith(DONE_SUFFIX)]
-    return _with_retries(endpoint, listing, sleep)
+    return _with_retries(endpoint, matching, sleep)
+
+
+def _listing(sftp: paramiko.SFTPClient, endpoint: SftpEndpoint) -> list[RemoteEntry]:
+    try:
+        attrs = sftp.listdir_attr(endpoint.remote_dir)
+    except (FileNotFoundError, PermissionError) as exc:
+        raise SftpSourceError(f"SFTP source {endpoint.source_id!r} ({endpoint.address}): cannot list remote "
+                              f"folder {endpoint.remote_dir} ({type(exc).__name__})") from None
+    return [RemoteEntry.from_attributes(a) for a in attrs]

@@ -113,6 +113,21 @@ def _drop(name: str) -> None:
     conn.close()
 
 
+HOSTED_MIS = """
+[sources.hosted_mis]
+transport = "odbc"
+connection_env = "TETHER_MIS_ODBC"
+school_column = "laestab"
+chunk_rows = 2000
+[sources.hosted_mis.relations.marks]
+table = "mis_marks"
+watermark_column = "last_modified"
+[sources.hosted_mis.relations.pupils]
+table = "mis_pupils"
+watermark_column = "last_modified"
+"""
+
+
 @pytest.fixture
 def mis_database():
     base = require_env("TETHER_TEST_ODBC_CONNECTION")["TETHER_TEST_ODBC_CONNECTION"]
@@ -126,19 +141,7 @@ def test_odbc_mis_is_pulled_incrementally_into_the_pipeline(mis_database, tmp_pa
     monkeypatch.setenv("TETHER_MIS_ODBC", connection)
     config = tmp_path / "config"
     config.mkdir()
-    (config / "sources.toml").write_text("""
-[sources.hosted_mis]
-transport = "odbc"
-connection_env = "TETHER_MIS_ODBC"
-school_column = "laestab"
-chunk_rows = 2000
-[sources.hosted_mis.relations.marks]
-table = "mis_marks"
-watermark_column = "last_modified"
-[sources.hosted_mis.relations.pupils]
-table = "mis_pupils"
-watermark_column = "last_modified"
-""")
+    (config / "sources.toml").write_text(HOSTED_MIS)
     ctx = _context(tmp_path, config, monkeypatch)
     source = ctx.config.sources["hosted_mis"]
     admin = make_url(os.environ["TETHER_TEST_PG_ADMIN_URL"])
@@ -225,18 +228,7 @@ def test_odbc_sensor_requests_a_run_when_the_watermark_moves(mis_database, tmp_p
     monkeypatch.setenv("TETHER_MIS_ODBC", connection)
     config = tmp_path / "config"
     config.mkdir()
-    (config / "sources.toml").write_text("""
-[sources.hosted_mis]
-transport = "odbc"
-connection_env = "TETHER_MIS_ODBC"
-school_column = "laestab"
-[sources.hosted_mis.relations.marks]
-table = "mis_marks"
-watermark_column = "last_modified"
-[sources.hosted_mis.relations.pupils]
-table = "mis_pupils"
-watermark_column = "last_modified"
-""")
+    (config / "sources.toml").write_text(HOSTED_MIS)
     ctx = _context(tmp_path, config, monkeypatch)
     source = ctx.config.sources["hosted_mis"]
     sensor = source_sensor(source, ingest_job(source))
