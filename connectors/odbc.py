@@ -398,9 +398,15 @@ def render_csv(fields: list[str], rows: Any, tz: dt.tzinfo | None = None) -> byt
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(fields)
+    text = _text
+    fast = _FAST_TEXT
     for row in rows:
-        writer.writerow([_text(v, tz) for v in row])
+        writer.writerow([fast[type(v)](v) if type(v) in fast else text(v, tz) for v in row])
     return out.getvalue().encode("utf-8")
+
+
+# The common value types, rendered without the general dispatch below (a pull renders millions).
+_FAST_TEXT = {str: str.strip, int: str, float: str, type(None): lambda v: "", dt.date: dt.date.isoformat}
 
 
 def _text(value: Any, tz: dt.tzinfo | None) -> str:
