@@ -348,11 +348,12 @@ def _bindable(column: Column, series: pd.Series) -> list:
     kind = column.type
     null = series.isna().to_numpy()
     if isinstance(kind, DateTime):
-        stamps = pd.to_datetime(series, utc=True, format="mixed") if len(series) else series
-        out = [None if n else ts.to_pydatetime() for ts, n in zip(stamps, null)]
-        return out
+        if not len(series):
+            return []
+        stamps = pd.to_datetime(series, utc=True, format="mixed").array.to_pydatetime()
+        return [None if n else ts for ts, n in zip(stamps, null)]
     if isinstance(kind, Date):
-        return [None if n else _as_date(v, column) for v, n in zip(series.tolist(), null)]
+        return [None if n else v if type(v) is date else _as_date(v, column) for v, n in zip(series.tolist(), null)]
     raw = series.tolist()
     if isinstance(kind, Boolean):
         return [None if n else _as_bool(v, column) for v, n in zip(raw, null)]
@@ -362,7 +363,7 @@ def _bindable(column: Column, series: pd.Series) -> list:
         return [None if n else float(v) for v, n in zip(raw, null)]
     if isinstance(kind, LargeBinary):
         return [None if n else bytes(v) for v, n in zip(raw, null)]
-    return [None if n else _as_text(v) for v, n in zip(raw, null)]
+    return [None if n else v if type(v) is str else _as_text(v) for v, n in zip(raw, null)]
 
 
 def _as_bool(value, column: Column) -> bool:

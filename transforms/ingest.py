@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from schemas.codes import CodeTable
@@ -30,7 +31,7 @@ from schemas.staged import coerce_staged, empty_staged_frame
 from sharing.keys import KeyRing
 from transforms.normalise import LONDON, london_time
 from transforms.pseudonymise import (
-    CAMHS_PATIENT_NS, SC_PERSON_NS, identity_columns, pupil_ref, record_ref, without_identity,
+    CAMHS_PATIENT_NS, SC_PERSON_NS, identity_columns, per_value, pupil_ref, record_ref, without_identity,
 )
 from transforms.read import DataQualityIssue, QuarantinedRow, ReadResult, read_layout
 from transforms.validate import validate_staged
@@ -128,7 +129,10 @@ def _conflicts(frame: pd.DataFrame, feed: str) -> dict[int, tuple[str, str]]:
     out: dict[int, tuple[str, str]] = {}
     if frame.empty:
         return out
-    for _, group in frame.groupby(list(key_fields), dropna=False, sort=False):
+    shared = frame[frame.duplicated(list(key_fields), keep=False)]   # most files have none
+    if shared.empty:
+        return out
+    for _, group in shared.groupby(list(key_fields), dropna=False, sort=False):
         if len(group) < 2:
             continue
         rows = sorted(int(n) for n in group["row_number"])
@@ -153,11 +157,12 @@ def _stage_frame(feed: str, frame: pd.DataFrame, ctx: dict, keys: KeyRing, sourc
                  file_id: str) -> tuple[pd.DataFrame, list[DataQualityIssue]]:
     """The staged rows (table columns, no plaintext identity) of a clean canonical frame."""
     tk = keys.token_key
+    refs = ctx.setdefault("pupil_refs", {})    # the file's marks and its roll share pupil tokens
     issues: list[DataQualityIssue] = []
     out = pd.DataFrame(index=frame.index)
     if feed == "attendance":
         out["laestab"] = ctx["laestab"]
-        out["pupil_ref"] = [pupil_ref(tk, ctx["laestab"], v) for v in frame["school_pupil_id"]]
+        out["pupil_ref"] = per_value(lambda v: pupil_ref(tk, ctx["laestab"], v), frame["school_pupil_id"], refs)
         for c in ("session_date", "session", "mark", "category", "minutes_late"):
             out[c] = frame[c].to_numpy()
         out["recorded_at"] = [u if u is not None and not pd.isna(u) else ctx["extract_at"]
@@ -166,11 +171,11 @@ def _stage_frame(feed: str, frame: pd.DataFrame, ctx: dict, keys: KeyRing, sourc
         ids, issues = identity_columns(frame, keys)
         if feed == "pupils":
             out["laestab"] = ctx["laestab"]
-            out["pupil_ref"] = [pupil_ref(tk, ctx["laestab"], v) for v in frame["school_pupil_id"]]
+            out["pupil_ref"] = per_value(lambda v: pupil_ref(tk, ctx["laestab"], v), frame["school_pupil_id"], refs)
         elif feed == "sc_persons":
-            out["person_ref"] = [record_ref(tk, SC_PERSON_NS, v) for v in frame["person_id"]]
+            out["person_ref"] = per_value(lambda v: record_ref(tk, SC_PERSON_NS, v), frame["person_id"])
         else:
-            out["patient_ref"] = [record_ref(tk, CAMHS_PATIENT_NS, v) for v in frame["local_patient_id"]]
+            out["patient_ref"] = per_value(lambda v: record_ref(tk, CAMHS_PATIENT_NS, v), frame["local_patient_id"])
         out = pd.concat([out, ids], axis=1)
         rest = without_identity(frame)
         for c in rest.columns:
@@ -181,7 +186,7 @@ def _stage_frame(feed: str, frame: pd.DataFrame, ctx: dict, keys: KeyRing, sourc
         if feed == "sc_persons":
             out["restricted"] = [bool(v) if v is not None and not pd.isna(v) else False for v in frame["restricted"]]
     else:   # sc_episodes, sc_allocations: no identity beyond the person id
-        out["person_ref"] = [record_ref(tk, SC_PERSON_NS, v) for v in frame["person_id"]]
+        out["person_ref"] = per_value(lambda v: record_ref(tk, SC_PERSON_NS, v), frame["person_id"])
         rest = without_identity(frame)
         for c in rest.columns:
             out[c] = rest[c].to_numpy()
@@ -193,24 +198,30 @@ def _roll_from_attendance(read: ReadResult, layout: Layout, ctx: dict, keys: Key
     """One staged_pupils row per pupil of an attendance file (SEN and FSM unknown)."""
     if not any(f in layout.columns for f in _ROLL_IDENTITY):
         return None, []
-    records = read.frame.to_dict("records")
-    records += [{k: v for k, v in r.items() if k != "_failed"} for r in read.partial.to_dict("records")
-                if not set(r["_failed"]) & set(_ROLL_FIELDS)]
-    rows = pd.DataFrame(records, columns=list(read.frame.columns))
+    usable = np.array([not set(failed) & set(_ROLL_FIELDS) for failed in read.partial["_failed"]], dtype=bool)
+    partial = read.partial.loc[usable]
+    rows = pd.concat([read.frame, partial[list(read.frame.columns)]], ignore_index=True)
+    rows["row_number"] = rows["row_number"].astype("int64")
     if rows.empty:
         return coerce_staged("staged_pupils", pd.DataFrame()), []
     issues: list[DataQualityIssue] = []
     rows = rows.sort_values(["session_date", "row_number"], na_position="first")
-    chosen = []
-    for _, group in rows.groupby("school_pupil_id", sort=False):
-        last = group.iloc[-1]
-        chosen.append(last)
-        identities = {tuple(str(r.get(f)) for f in _ROLL_IDENTITY) for _, r in group.iterrows()}
-        if len(identities) > 1:
-            issues.append(DataQualityIssue(int(last["row_number"]), "school_pupil_id",
-                                           "identity differs between rows for the same pupil; "
-                                           "the row for the latest session was used for the roll"))
-    roll = pd.DataFrame(chosen).reset_index(drop=True)
+    rows = rows[rows["school_pupil_id"].notna()]
+    # Pupils in order of their first row; each pupil's roll row is its last (latest session) row.
+    codes, _ = pd.factorize(rows["school_pupil_id"], sort=False)
+    last = pd.Series(np.arange(len(rows))).groupby(codes, sort=True).max().to_numpy()
+    first_identity: dict[int, tuple] = {}
+    differs: set[int] = set()
+    identities = zip(*(map(str, rows[f].tolist()) for f in _ROLL_IDENTITY))
+    for code, identity in zip(codes.tolist(), identities):
+        if first_identity.setdefault(code, identity) != identity:
+            differs.add(code)
+    row_numbers = rows["row_number"].to_numpy()
+    for code in sorted(differs):
+        issues.append(DataQualityIssue(int(row_numbers[last[code]]), "school_pupil_id",
+                                       "identity differs between rows for the same pupil; "
+                                       "the row for the latest session was used for the roll"))
+    roll = rows.iloc[last].reset_index(drop=True)
     roll_input = roll[[c for c in roll.columns if c in set(_ROLL_FIELDS) | {"row_number"}]]
     staged, id_issues = _stage_frame("pupils", roll_input, ctx, keys, source_id, file_id)
     staged["sen_provision"] = None

@@ -40,7 +40,23 @@ def human_date_format(fmt: str) -> str:
             .replace("%H", "HH").replace("%M", "MM").replace("%S", "SS"))
 
 
+# Formats read without strptime when a value is exactly in them (zero-padded ASCII digits): the
+# (year, month, day) slices of the text. Anything else, or an impossible date, goes to strptime.
+_PLAIN_DATES = {
+    "%Y-%m-%d": ("-", (4, 7), (slice(0, 4), slice(5, 7), slice(8, 10))),
+    "%d/%m/%Y": ("/", (2, 5), (slice(6, 10), slice(3, 5), slice(0, 2))),
+}
+
+
 def parse_date(value: str, fmt: str) -> dt.date:
+    plain = _PLAIN_DATES.get(fmt)
+    if plain is not None and len(value) == 10 and value.isascii():
+        sep, (a, b), (year, month, day) = plain
+        if value[a] == sep and value[b] == sep and (value[year] + value[month] + value[day]).isdigit():
+            try:
+                return dt.date(int(value[year]), int(value[month]), int(value[day]))
+            except ValueError:
+                pass    # strptime says why
     try:
         return dt.datetime.strptime(value, fmt).date()
     except ValueError:

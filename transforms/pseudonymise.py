@@ -10,6 +10,7 @@ data-quality issue naming the row and field, never the value.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 
 import pandas as pd
 
@@ -45,44 +46,78 @@ def _identity_value(value: object) -> object:
     return value.isoformat() if isinstance(value, dt.date) else value
 
 
+def per_value(fn: Callable[[object], object], values: Iterable, cache: dict | None = None) -> list:
+    """`[fn(v) for v in values]`, computing `fn` once per distinct value (`fn` must be pure).
+
+    A file repeats the same pupil, date and identity on many rows; a keyed token costs an HMAC.
+    Values (and the items of a tuple) are told apart by type as well as value: 1, 1.0 and True
+    are different values here. Calls sharing a `cache` must pass the same `fn`.
+    """
+    cache = {} if cache is None else cache
+    out = []
+    for value in values:
+        key = (tuple(map(type, value)) if type(value) is tuple else type(value), value)
+        try:
+            hit = key in cache
+        except TypeError:       # unhashable: not cached
+            out.append(fn(value))
+            continue
+        out.append(cache[key] if hit else cache.setdefault(key, fn(value)))
+    return out
+
+
+_IDENTIFIER_CHECKS = (
+    ("upn", "upn_token", "upn_valid", "upn", upn_problem),
+    ("former_upn", "former_upn_token", None, "upn", upn_problem),
+    ("nhs_number", "nhs_token", "nhs_valid", "nhs", nhs_number_problem),
+)
+_IDENTITY_OUT = ["upn_token", "upn_valid", "former_upn_token", "nhs_token", "nhs_valid", "name_dob_token",
+                 "identity_enc", "key_id"]
+
+
 def identity_columns(frame: pd.DataFrame, keys: KeyRing) -> tuple[pd.DataFrame, list[DataQualityIssue]]:
     """Token and encrypted-identity columns for each row of a canonical frame (same index).
 
     Columns: upn_token, upn_valid, former_upn_token, nhs_token, nhs_valid, name_dob_token,
     identity_enc, key_id. `*_valid` is None when the identifier is absent.
     """
-    issues: list[DataQualityIssue] = []
-    rows = []
+    n = len(frame)
     fields = [f for f in frame.columns if f in IDENTITY]
-    for idx, row in frame.iterrows():
-        row_number = int(row["row_number"])
-        out: dict[str, object] = {"upn_token": None, "upn_valid": None, "former_upn_token": None,
-                                  "nhs_token": None, "nhs_valid": None}
-        for fname, token_col, valid_col, ns, check in (
-            ("upn", "upn_token", "upn_valid", "upn", upn_problem),
-            ("former_upn", "former_upn_token", None, "upn", upn_problem),
-            ("nhs_number", "nhs_token", "nhs_valid", "nhs", nhs_number_problem),
-        ):
-            value = row.get(fname)
+    column = {f: frame[f].tolist() for f in frame.columns if f in IDENTITY}
+    absent = [None] * n
+    row_numbers = [int(v) for v in frame["row_number"].tolist()] if n else []
+    out: dict[str, list] = {c: [None] * n for c in _IDENTITY_OUT}
+    found: list[list[DataQualityIssue]] = [[] for _ in range(n)]
+
+    def checked(check, ns):
+        def one(value):
+            problem = check(value)
+            return problem, identifier_token(keys.token_key, ns, value) if problem is None else None
+        return one
+
+    for fname, token_col, valid_col, ns, check in _IDENTIFIER_CHECKS:
+        values = column.get(fname, absent)
+        results = per_value(checked(check, ns), (v if _present(v) else None for v in values))
+        for i, (value, (problem, tok)) in enumerate(zip(values, results)):
             if not _present(value):
                 continue
-            problem = check(value)
             if valid_col:
-                out[valid_col] = problem is None
+                out[valid_col][i] = problem is None
             if problem is None:
-                out[token_col] = identifier_token(keys.token_key, ns, value)
+                out[token_col][i] = tok
             else:
-                issues.append(DataQualityIssue(row_number, fname, f"{problem}; kept out of linkage"))
-        dob = row.get("dob")
-        out["name_dob_token"] = name_dob_token(keys.token_key, row.get("forename"), row.get("surname"),
-                                               dob if _present(dob) else None)
-        identity = {f: _identity_value(row[f]) for f in fields if _present(row[f])}
-        out["identity_enc"] = encrypt_json(keys.identity_key, identity) if identity else None
-        out["key_id"] = keys.identity_key_id if identity else None
-        rows.append(out)
-    columns = ["upn_token", "upn_valid", "former_upn_token", "nhs_token", "nhs_valid", "name_dob_token",
-               "identity_enc", "key_id"]
-    return pd.DataFrame(rows, index=frame.index, columns=columns, dtype=object), issues
+                found[i].append(DataQualityIssue(row_numbers[i], fname, f"{problem}; kept out of linkage"))
+    dobs = [v if _present(v) else None for v in column.get("dob", absent)]
+    out["name_dob_token"] = per_value(lambda fsd: name_dob_token(keys.token_key, *fsd),
+                                      zip(column.get("forename", absent), column.get("surname", absent), dobs))
+    key_id = keys.identity_key_id
+    for i, row in enumerate(zip(*(column[f] for f in fields))):
+        identity = {f: _identity_value(v) for f, v in zip(fields, row) if _present(v)}
+        if identity:
+            out["identity_enc"][i] = encrypt_json(keys.identity_key, identity)
+            out["key_id"][i] = key_id
+    issues = [issue for row in found for issue in row]
+    return pd.DataFrame(out, index=frame.index, columns=_IDENTITY_OUT, dtype=object), issues
 
 
 def without_identity(frame: pd.DataFrame) -> pd.DataFrame:

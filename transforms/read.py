@@ -79,6 +79,9 @@ class ReadResult:
 _LENIENT = frozenset({"updated_at", "minutes_late", "sex", "sen_provision", "fsm_eligible", "year_group",
                       "destination_laestab", "legal_status", "reason_ended"})
 _IDENTIFIERS = frozenset({"upn", "former_upn", "nhs_number"})
+# Encodings (codecs' canonical names) in which an ASCII byte is that ASCII character, always.
+_ASCII_SUPERSETS = frozenset({"ascii", "utf-8", "utf-8-sig", *(f"cp125{n}" for n in range(9)),
+                              *(f"iso8859-{n}" for n in range(1, 17))})
 
 
 class _RowFailure(Exception):
@@ -345,56 +348,84 @@ class _RowReader:
         self.values = {f: {str(k): str(v) for k, v in m.items()} for f, m in layout.values.items()}
         self.values_folded = {f: {k.casefold(): v for k, v in m.items()} for f, m in self.values.items()}
         self.issues: list[DataQualityIssue] = []
+        # A file repeats the same dates, sessions and marks on many rows: each distinct cell text is
+        # typed once per field (the result, or the problem's reason), each (mark, date) resolved once.
+        self._ascii_is_ascii = _canonical_encoding(encoding) in _ASCII_SUPERSETS
+        self._plan = [(fname, fspec.type, fspec.required, index.get(fname), self.values.get(fname),
+                       self.values_folded.get(fname), {}) for fname, fspec in self.spec.items()]
+        self._marks_seen: dict[tuple[str, dt.date], tuple[bool, object]] = {}
 
-    def _cell(self, latin_fields: list[str], fname: str) -> str | None:
-        i = self.index.get(fname)
-        if i is None:
-            return None
-        try:
-            text = latin_fields[i].encode("latin-1").decode(self.encoding)
-        except UnicodeDecodeError:
-            raise _RowFailure(f"row is not valid {self.enc_label} text (in {fname})", fname) from None
-        text = text.strip()
-        if not text:
-            return None
-        if fname in self.values:
-            text = self.values[fname].get(text, self.values_folded[fname].get(text.casefold(), text))
-        return text
+    def _texts(self, latin_fields: list[str]) -> list[str | None]:
+        """The stripped, decoded, value-mapped text of each field (None: unmapped or empty)."""
+        texts: list[str | None] = []
+        for fname, _, _, i, mapping, folded, _ in self._plan:
+            if i is None:
+                texts.append(None)
+                continue
+            text = latin_fields[i]
+            if not (self._ascii_is_ascii and text.isascii()):   # ASCII reads the same in these encodings
+                try:
+                    text = text.encode("latin-1").decode(self.encoding)
+                except UnicodeDecodeError:
+                    raise _RowFailure(f"row is not valid {self.enc_label} text (in {fname})", fname) from None
+            text = text.strip()
+            if not text:
+                texts.append(None)
+                continue
+            if mapping is not None:
+                text = mapping.get(text, folded.get(text.casefold(), text))
+            texts.append(text)
+        return texts
 
     def parse(self, latin_fields: list[str], row_number: int):
-        values: dict[str, object] = {f: None for f in self.spec}
+        values: dict[str, object] = dict.fromkeys(self.spec)
         failures: list[tuple[str, str]] = []
         issues: list[tuple[str, str]] = []
         # Decode every mapped cell first: an undecodable row is one problem, not one per field.
-        cells = {f: self._cell(latin_fields, f) for f in self.spec}
-        for fname, fspec in self.spec.items():
-            text = cells[fname]
+        texts = self._texts(latin_fields)
+        for (fname, ftype, required, i, _, _, typed_seen), text in zip(self._plan, texts):
             if text is None:
-                if fname == "restricted" and fname in self.index:
+                if fname == "restricted" and i is not None:
                     values[fname] = False      # the extract marks restricted records Y, others blank
-                elif fspec.required:
+                elif required:
                     failures.append((fname, f"required field {fname} is empty"))
                 continue
-            try:
-                values[fname] = self._typed(fname, fspec.type, text, values)
-            except nz.FieldProblem as exc:
-                if fname in _LENIENT:
-                    issues.append((fname, f"{fname} is {exc}; left empty"))
-                else:
-                    failures.append((fname, f"{fname} is {exc}"))
+            seen = typed_seen.get(text)
+            if seen is None:
+                try:
+                    seen = (True, self._typed(fname, ftype, text))
+                except nz.FieldProblem as exc:
+                    seen = (False, str(exc))
+                typed_seen[text] = seen
+            ok, typed = seen
+            if ok:
+                values[fname] = typed
+            elif fname in _LENIENT:
+                issues.append((fname, f"{fname} is {typed}; left empty"))
+            else:
+                failures.append((fname, f"{fname} is {typed}"))
         if self.layout.feed == "attendance":
             values["category"] = None
             if values.get("mark") is not None and isinstance(values.get("session_date"), dt.date):
-                try:
-                    code = self._resolve_mark(values["mark"], values["session_date"])
+                key = (values["mark"], values["session_date"])
+                seen = self._marks_seen.get(key)
+                if seen is None:
+                    try:
+                        seen = (True, self._resolve_mark(*key))
+                    except nz.FieldProblem as exc:
+                        seen = (False, str(exc))
+                    self._marks_seen[key] = seen
+                ok, code = seen
+                if ok:
                     values["mark"], values["category"] = code.code, code.category
-                except nz.FieldProblem as exc:
-                    failures.append(("mark", str(exc)))
+                else:
+                    failures.append(("mark", code))
             elif values.get("mark") is not None:
                 values["mark"] = None
         return values, failures, issues
 
-    def _typed(self, fname: str, ftype: str, text: str, values: dict) -> object:
+    def _typed(self, fname: str, ftype: str, text: str) -> object:
+        """The canonical value of one non-empty cell; depends on nothing but the field and text."""
         if fname in _IDENTIFIERS:
             return compact_identifier(text)
         if fname == "postcode":

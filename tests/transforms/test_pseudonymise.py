@@ -62,3 +62,11 @@ def test_record_refs_are_scoped():
 
 def test_without_identity_drops_every_identity_column():
     assert list(without_identity(frame(postcode="CT1 1AA", school_pupil_id="77")).columns) == ["sex", "row_number"]
+
+
+def test_per_value_computes_once_per_distinct_value_and_type():
+    from transforms.pseudonymise import per_value
+    calls = []
+    out = per_value(lambda v: calls.append(v) or repr(v), ["a", "b", "a", 1, True, 1.0, None, None, ["x"]])
+    assert out == ["'a'", "'b'", "'a'", "1", "True", "1.0", "None", "None", "['x']"]
+    assert calls == ["a", "b", 1, True, 1.0, None, ["x"]]

@@ -357,3 +357,23 @@ def test_episode_type_and_status_are_checked():
     result = read_layout(file_of(header, rows, encoding="utf-8"), CFG.layout("sc-episodes"), CODES)
     assert (result.frame.iloc[0]["episode_type"], result.frame.iloc[0]["legal_status"]) == ("CLA", "C2")
     assert reasons(result) == {2: "episode_type is not one of CIN, CPP, CLA"}
+
+
+@pytest.mark.parametrize("fmt, text, expected", [
+    ("%d/%m/%Y", "03/09/2026", dt.date(2026, 9, 3)),
+    ("%d/%m/%Y", "3/9/2026", dt.date(2026, 9, 3)),        # not zero-padded: still a date
+    ("%d/%m/%Y", "31/02/2026", None),                     # impossible
+    ("%d/%m/%Y", "2026-09-03", None),                     # another format
+    ("%Y-%m-%d", "2026-09-03", dt.date(2026, 9, 3)),
+    ("%Y-%m-%d", "2026-9-3", dt.date(2026, 9, 3)),
+    ("%Y-%m-%d", "20260903", None),
+    ("%Y-%m-%d", "2026-00-10", None),
+    ("%m/%d/%Y", "09/03/2026", dt.date(2026, 9, 3)),      # formats without a fast path
+])
+def test_parse_date_reads_exactly_what_strptime_reads(fmt, text, expected):
+    from transforms.normalise import FieldProblem, parse_date
+    if expected is None:
+        with pytest.raises(FieldProblem):
+            parse_date(text, fmt)
+    else:
+        assert parse_date(text, fmt) == expected

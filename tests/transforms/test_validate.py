@@ -80,3 +80,14 @@ def test_episode_referral_sen_checks():
     assert validate_staged("staged_pupils", pupil)[1][0].field == "sen_provision"
     pupil.loc[0, "sen_provision"] = None
     assert validate_staged("staged_pupils", pupil)[1] == []
+
+
+def test_quick_pass_only_for_frames_pandera_passes_unchanged():
+    from schemas.staged import coerce_staged, passes_quickly
+    clean = coerce_staged("staged_marks", marks())
+    assert passes_quickly("staged_marks", clean)
+    pd.testing.assert_frame_equal(STAGED_SCHEMAS["staged_marks"].validate(clean.copy(), lazy=True), clean)
+    for changes in [{"session": "XX"}, {"pupil_ref": "A" * 64}, {"laestab": "886400"}, {"minutes_late": -1},
+                    {"mark": "ABC"}, {"mark": None}, {"session_date": dt.datetime(2024, 9, 2)}]:
+        assert not passes_quickly("staged_marks", coerce_staged("staged_marks", marks(**changes))), changes
+    assert not passes_quickly("staged_marks", coerce_staged("staged_marks", marks(session="PM")))  # duplicate key
