@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import pandas as pd
 from sqlalchemy import select
@@ -35,6 +36,7 @@ from orchestration.remote_sources import land_remote_source
 from orchestration.resources import TetherContext
 
 NEWER_COLUMN = {"staged_marks": "recorded_at", "staged_pupils": "extract_date"}
+FILES_PER_TRANSACTION = 10   # staging writes this many files per store transaction
 
 
 # --- landing ---------------------------------------------------------------------------------
@@ -71,9 +73,15 @@ def land_source(ctx: TetherContext, source: Source) -> dict:
 # --- staging ---------------------------------------------------------------------------------
 
 def _existing_keys(ctx: TetherContext, table, df: pd.DataFrame) -> set[tuple]:
+    """Stored primary keys that could equal a key of `df`: only rows sharing the value of the key's
+    first column (the school of a roll, the person of a return) are read, not the whole table."""
     pk = [c.name for c in table.primary_key.columns]
-    stored = ctx.store.read(table, columns=pk)
-    return set(map(tuple, stored[pk].astype(str).to_numpy())) if len(stored) else set()
+    candidates = list(dict.fromkeys(df[pk[0]].tolist()))
+    keys: set[tuple] = set()
+    for start in range(0, len(candidates), 500):     # well under SQLite's bound-parameter limit
+        stored = ctx.store.read(table, where=table.c[pk[0]].in_(candidates[start:start + 500]), columns=pk)
+        keys.update(map(tuple, stored[pk].astype(str).to_numpy()))
+    return keys
 
 
 def _write_staged(ctx: TetherContext, table_name: str, df: pd.DataFrame, *, only_new: bool = False) -> int:
@@ -93,15 +101,26 @@ def _write_staged(ctx: TetherContext, table_name: str, df: pd.DataFrame, *, only
 def stage_file(ctx: TetherContext, source: Source, entry: dict) -> dict:
     """Read one landed file through its layout (or statutory reader), validate, pseudonymise and
     stage it. Returns the file's reconciliation: rows read = rows staged + rows quarantined."""
+    return _ingest_landed(ctx, source, entry)()
+
+
+def _ingest_landed(ctx: TetherContext, source: Source, entry: dict) -> Callable[[], dict]:
+    """Ingest one landed file (no store writes yet); returns the function that stages the result,
+    its staged rows, quarantine, issues and manifest status in one transaction, and reconciles."""
     file_id, file_name = entry["file_id"], entry["file_name"]
     layout_name = entry.get("layout") or source.layout_for(file_name)
     now = dt.datetime.now(dt.timezone.utc)
     if not layout_name:
         reason = f"no layout configured for this file name in source {source.source_id}"
-        ctx.landing.quarantine(source_id=source.source_id, file_id=file_id, file_name=file_name,
-                               rows=[QuarantinedRow(None, None, reason, ctx.landing.read(file_id))], at=now)
-        ctx.landing.mark_failed(file_id, reason)
-        return {"rows_read": 0, "rows_staged": 0, "rows_quarantined": 0, "reasons": Counter({reason: 1})}
+        raw = ctx.landing.read(file_id)
+
+        def refuse() -> dict:
+            with ctx.store.begin():
+                ctx.landing.quarantine(source_id=source.source_id, file_id=file_id, file_name=file_name,
+                                       rows=[QuarantinedRow(None, None, reason, raw)], at=now)
+                ctx.landing.mark_failed(file_id, reason)
+            return {"rows_read": 0, "rows_staged": 0, "rows_quarantined": 0, "reasons": Counter({reason: 1})}
+        return refuse
     data = ctx.landing.read(file_id)
     statutory = layout_name in READERS
     if statutory:
@@ -111,25 +130,30 @@ def stage_file(ctx: TetherContext, source: Source, entry: dict) -> dict:
         result = ingest_file(data, file_name=file_name, source_id=source.source_id, file_id=file_id,
                              layout=ctx.config.layout(layout_name), codes=ctx.config.codes, keys=ctx.keys,
                              received_at=entry["received_at"])
-    # A statutory return never overwrites the case-management extract's person (the extract wins).
-    _write_staged(ctx, result.table, result.staged, only_new=statutory and result.table == "staged_sc_persons")
-    for table_name, extra in result.extra.items():
-        _write_staged(ctx, table_name, extra, only_new=table_name in ("staged_pupils", "staged_sc_persons"))
-    ctx.landing.quarantine(source_id=source.source_id, file_id=file_id, file_name=file_name,
-                           rows=result.quarantined, at=now)
-    ctx.landing.record_issues(source_id=source.source_id, file_id=file_id, file_name=file_name,
-                              issues=result.issues, at=now)
     staged_rows = set(result.staged["row_number"].astype(int)) if len(result.staged) else set()
     if statutory:
         for extra in result.extra.values():
             staged_rows |= set(extra["row_number"].astype(int))
     bad_rows = {q.row_number for q in result.quarantined if q.row_number is not None} - staged_rows
-    ctx.landing.mark_staged(file_id, rows_read=result.rows_read, rows_staged=len(staged_rows),
-                            rows_quarantined=len(bad_rows))
-    if result.file_error:   # the file was refused whole; its rows (if any could be split) are quarantined
-        ctx.landing.mark_failed(file_id, result.file_error)
-    return {"rows_read": result.rows_read, "rows_staged": len(staged_rows), "rows_quarantined": len(bad_rows),
-            "reasons": Counter(_reason_class(q.reason) for q in result.quarantined)}
+
+    def write() -> dict:
+        with ctx.store.begin():
+            # A statutory return never overwrites the case-management extract's person (the extract wins).
+            _write_staged(ctx, result.table, result.staged,
+                          only_new=statutory and result.table == "staged_sc_persons")
+            for table_name, extra in result.extra.items():
+                _write_staged(ctx, table_name, extra, only_new=table_name in ("staged_pupils", "staged_sc_persons"))
+            ctx.landing.quarantine(source_id=source.source_id, file_id=file_id, file_name=file_name,
+                                   rows=result.quarantined, at=now)
+            ctx.landing.record_issues(source_id=source.source_id, file_id=file_id, file_name=file_name,
+                                      issues=result.issues, at=now)
+            ctx.landing.mark_staged(file_id, rows_read=result.rows_read, rows_staged=len(staged_rows),
+                                    rows_quarantined=len(bad_rows))
+            if result.file_error:   # the file was refused whole; its rows (if any could be split) are quarantined
+                ctx.landing.mark_failed(file_id, result.file_error)
+        return {"rows_read": result.rows_read, "rows_staged": len(staged_rows), "rows_quarantined": len(bad_rows),
+                "reasons": Counter(_reason_class(q.reason) for q in result.quarantined)}
+    return write
 
 
 def _reason_class(reason: str) -> str:
@@ -142,12 +166,24 @@ def stage_source(ctx: TetherContext, source: Source) -> dict:
     totals = Counter()
     reasons: Counter = Counter()
     pending = sorted(ctx.landing.pending(source.source_id), key=lambda e: (e["file_name"], e["received_at"]))
-    for entry in pending:
-        out = stage_file(ctx, source, entry)
-        totals["files"] += 1
-        for k in ("rows_read", "rows_staged", "rows_quarantined"):
-            totals[k] += out[k]
-        reasons.update(out["reasons"])
+    for start in range(0, len(pending), FILES_PER_TRANSACTION):
+        # Ingest a few files (no lock held), then write them in one transaction: fewer commits.
+        writes, failure = [], None
+        for entry in pending[start:start + FILES_PER_TRANSACTION]:
+            try:
+                writes.append(_ingest_landed(ctx, source, entry))
+            except Exception as exc:    # the files before it are still staged, then it is raised
+                failure = exc
+                break
+        with ctx.store.begin():
+            outs = [write() for write in writes]
+        for out in outs:
+            totals["files"] += 1
+            for k in ("rows_read", "rows_staged", "rows_quarantined"):
+                totals[k] += out[k]
+            reasons.update(out["reasons"])
+        if failure is not None:
+            raise failure
     return {**{k: int(v) for k, v in totals.items()}, "quarantine_reasons": dict(reasons.most_common(10))}
 
 

@@ -136,9 +136,12 @@ def _records(lines: list[str], start: int, delimiter: str, width: int | None
                 fields = next(reader)
             except StopIteration:
                 return
-            except csv.Error:
+            except csv.Error as exc:
                 end = max(feed.pos, first + 1)
-                yield first, end, None, "row could not be split into fields (malformed quoting or line ending)"
+                if "field larger than field limit" in str(exc):
+                    yield first, end, None, f"row has a field longer than {csv.field_size_limit()} characters"
+                else:
+                    yield first, end, None, "row could not be split into fields (malformed quoting or line ending)"
                 pos = end
                 break
             if feed.pos - first > 1 and width is not None and len(fields) != width and len(fields) > 0:
@@ -194,6 +197,16 @@ def _empty_result(layout: Layout, reason: str, raw: bytes, rows_read: int = 0,
                       [QuarantinedRow(None, field, reason, raw)] + (rows or []), [], rows_read, reason)
 
 
+def _wide_encoding(data: bytes) -> str | None:
+    """UTF-16 or UTF-32, told by a byte-order mark or by NUL bytes in the first line; else None."""
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "UTF-32"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16"
+    first_line = data.split(b"\n", 1)[0]
+    return "UTF-16" if first_line.count(b"\x00") > len(first_line) // 4 else None
+
+
 def read_layout(data: bytes, layout: Layout, codes: CodeTable | None = None) -> ReadResult:
     """Split, decode and parse a file through its layout; see the module docstring for the rules."""
     if not data.strip(b" \t\r\n\x00"):
@@ -201,6 +214,10 @@ def read_layout(data: bytes, layout: Layout, codes: CodeTable | None = None) -> 
     encoding = layout.encoding
     if data.startswith(_BOM):
         data, encoding = data[len(_BOM):], "utf-8"
+    wide = _wide_encoding(data)
+    if wide and not _canonical_encoding(encoding).startswith(("utf-16", "utf-32")):
+        return _empty_result(layout, f"file is {wide}, not {layout.encoding} as layout {layout.name} says; "
+                                     f"ask the sender to export {layout.encoding} or add a layout for {wide}", data)
     if _canonical_encoding(encoding).startswith(("utf-16", "utf-32")):
         try:
             data, encoding = data.decode(encoding).encode("utf-8"), "utf-8"
