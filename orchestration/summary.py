@@ -50,7 +50,8 @@ def collect(store: Store, config: TetherConfig, as_of) -> dict:
         "as_of": as_of.isoformat(),
         "feeds": feeds,
         "quarantine_reasons": reasons,
-        "data_quality_issues": {k: int(v) for k, v in dq["issue"].str.slice(0, 60).value_counts().items()} if len(dq) else {},
+        "data_quality_issues": ({k: int(v) for k, v in dq["issue"].str.split(r"[;:]").str[0].value_counts().items()}
+                                if len(dq) else {}),
         "children": int(links["child_key"].nunique()) if len(links) else 0,
         "children_linked_across_agencies": int((kinds > 1).sum()),
         "cohorts": {k: int(v) for k, v in cohorts["cohort"].value_counts().items()} if len(cohorts) else {},
@@ -86,7 +87,7 @@ def render(s: dict) -> str:
     for r in s["quarantine_reasons"][:15]:
         lines.append(f"  {r['rows']:>6}  {r['source']:<16} {r['reason']}")
     if s["data_quality_issues"]:
-        lines.append("Data-quality issues (rows kept, identifier kept out of linkage):")
+        lines.append("Data-quality issues (rows kept; see data_quality_issues for file, row and field):")
         for issue, n in s["data_quality_issues"].items():
             lines.append(f"  {n:>6}  {issue}")
     lines.append("")
