@@ -245,6 +245,7 @@ ANALYZE mis_marks;
 
 def bench_odbc(args) -> tuple[Measure, Measure, dict]:
     import psycopg2
+    from psycopg2 import sql as pgsql
 
     from connectors.odbc import OdbcSource, pull, select_statement
 
@@ -259,7 +260,7 @@ def bench_odbc(args) -> tuple[Measure, Measure, dict]:
                   "fetch": _part(conn_str, "Fetch") or "driver default"}
     try:
         with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')           # generated name, not input
+            cur.execute(pgsql.SQL("CREATE DATABASE {}").format(pgsql.Identifier(name)))           # generated name, not input
         say(f"ODBC: filling {name}.mis_marks with {args.odbc_rows:,} generated rows")
         with psycopg2.connect(host=host, port=port, user=user, dbname=name) as db, db.cursor() as cur:
             cur.execute(MARKS_TABLE)
@@ -307,7 +308,7 @@ def bench_odbc(args) -> tuple[Measure, Measure, dict]:
     finally:
         say(f"ODBC: dropping {name}")
         with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            cur.execute(pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(name)))
         admin.close()
 
 

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections import Counter
 from collections.abc import Callable
 
 import pandas as pd
-from sqlalchemy import select
 
 from connectors import outbox
 from connectors.folder import complete_files
@@ -20,7 +18,7 @@ from connectors.landing import check_file_name
 from schemas import tables as t
 from schemas.calendar import LONDON
 from schemas.config import Source
-from sharing.crypto import decrypt_json, encrypt_json
+from sharing.crypto import decrypt_json
 from sharing.policy import display_name, filter_payload
 from transforms.cohorts import cohorts as derive_cohorts
 from transforms.consecutive import consecutive_unauthorised_days

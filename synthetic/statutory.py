@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import xml.etree.ElementTree as ET
+import xml.etree.ElementTree as ET  # building only (never parsing: Tether parses with defusedxml)
 from pathlib import Path
 from typing import Any
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 import datetime as dt
 import io
 
-import pandas as pd
 import pytest
 from zoneinfo import ZoneInfo
 
-from connectors.store import Store
 from orchestration.runner import run_job
 from orchestration.summary import collect
 from orchestration.resources import TetherContext

@@ -16,6 +16,7 @@ import uuid
 from types import SimpleNamespace
 
 import psycopg2
+from psycopg2 import sql
 import pytest
 from sqlalchemy import create_engine
 
@@ -50,13 +51,13 @@ def database():
     admin = psycopg2.connect(host=host, port=port, user=user, dbname="postgres")
     admin.autocommit = True
     with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')      # name is generated above, not input
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))      # name is generated above, not input
     odbc_conn = re.sub(r"(?i)Database=[^;]*", f"Database={name}", conn)
     try:
         yield SimpleNamespace(dsn=dict(host=host, port=port, user=user, dbname=name), odbc=odbc_conn)
     finally:
         with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         admin.close()
 
 

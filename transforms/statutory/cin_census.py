@@ -20,7 +20,7 @@ Each `Child` is read or quarantined as a whole.
 from __future__ import annotations
 
 import copy
-import xml.etree.ElementTree as ET
+from xml.etree.ElementTree import Element  # the tree type only; parsing is defusedxml's
 
 import defusedxml
 import defusedxml.ElementTree as SafeET
@@ -41,7 +41,7 @@ def read_cin_census(data: bytes, *, file_name: str) -> ReturnRead:
         root = SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except defusedxml.DefusedXmlException:
         return file_refused(FEEDS_READ, XML_DECLARATIONS_REFUSED, data, file_name=file_name)
-    except ET.ParseError as exc:
+    except SafeET.ParseError as exc:
         line, column = exc.position
         return file_refused(FEEDS_READ, f"malformed XML at line {line}, column {column}", data,
                             file_name=file_name)
@@ -79,7 +79,7 @@ def read_cin_census(data: bytes, *, file_name: str) -> ReturnRead:
     )
 
 
-def _read_child(child: ET.Element, row_number: int, problems: Problems) -> tuple[dict, list[dict]]:
+def _read_child(child: Element, row_number: int, problems: Problems) -> tuple[dict, list[dict]]:
     identifiers = _first(child, "ChildIdentifiers")
     person_id = clean(_text(identifiers, "LAchildID"))
     if person_id is None:
@@ -131,9 +131,9 @@ def _episode(person_id, episode_type, start, end, reason_ended, row_number) -> d
     }
 
 
-def _plans(details: ET.Element) -> list[ET.Element]:
+def _plans(details: Element) -> list[Element]:
     """One element per child protection plan, whichever of the two nestings the file uses."""
-    plans: list[ET.Element] = []
+    plans: list[Element] = []
     for group in _all(details, "ChildProtectionPlans"):
         wrapped = _all(group, "CPPdetails")
         plans.extend(wrapped or [group])
@@ -145,22 +145,22 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
 
 
-def _all(parent: ET.Element | None, name: str) -> list[ET.Element]:
+def _all(parent: Element | None, name: str) -> list[Element]:
     return [] if parent is None else [el for el in parent if _local(el.tag) == name]
 
 
-def _first(parent: ET.Element | None, name: str) -> ET.Element | None:
+def _first(parent: Element | None, name: str) -> Element | None:
     found = _all(parent, name)
     return found[0] if found else None
 
 
-def _text(parent: ET.Element | None, name: str) -> str | None:
+def _text(parent: Element | None, name: str) -> str | None:
     element = _first(parent, name)
     return None if element is None else element.text
 
 
-def _raw(child: ET.Element) -> bytes:
+def _raw(child: Element) -> bytes:
     """The Child element as XML bytes, without the whitespace that followed it."""
     element = copy.copy(child)
     element.tail = None
-    return ET.tostring(element, encoding="unicode").encode("utf-8")
+    return SafeET.tostring(element, encoding="unicode").encode("utf-8")
