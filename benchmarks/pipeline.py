@@ -18,6 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 
+# Run as a script, this folder is sys.path[0]: its connectors.py would shadow the `connectors` package.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+
 
 def _timed(fn):
     t0 = time.perf_counter()
