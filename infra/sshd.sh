@@ -10,7 +10,7 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PORT="${TETHER_TEST_SFTP_PORT:-2222}"
+PORT="${TETHER_TEST_SFTP_PORT:-}"
 HOST=127.0.0.1
 SFTP_USER=tether-sftp
 STATE="$REPO/var/services/sshd"
@@ -26,6 +26,21 @@ die() { echo "sftp: $*" >&2; exit 1; }
 
 [[ $EUID -eq 0 ]] || die "infra/sshd.sh must run as root (it creates a system user and a chroot)"
 [[ -x $SSHD ]] || die "$SSHD not found; install openssh-server (infra/services.sh does)"
+
+# The port: TETHER_TEST_SFTP_PORT if set; else the port our own sshd already serves; else the
+# first free port from 2222 (another checkout's server, or anything else, may hold 2222).
+port_taken() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+if [[ -z $PORT ]]; then
+    previous="$( [[ -f $CONFIG ]] && awk '$1 == "Port" {print $2}' "$CONFIG" )"
+    if [[ -n $previous && -s $PID_FILE ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
+        PORT=$previous
+    else
+        for candidate in $(seq 2222 2299); do
+            port_taken "$candidate" || { PORT=$candidate; break; }
+        done
+        [[ -n $PORT ]] || die "no free port in 2222-2299; set TETHER_TEST_SFTP_PORT"
+    fi
+fi
 
 # True when every component of the path is owned by root and writable by nobody else: what sshd
 # demands of a ChrootDirectory and (with StrictModes) of the AuthorizedKeysFile's folders.
@@ -155,7 +170,7 @@ running() {
 (( config_changed )) && stop_ours
 if ! running; then
     stop_ours
-    if (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; then
+    if port_taken "$PORT"; then
         die "port $HOST:$PORT is taken by another process; set TETHER_TEST_SFTP_PORT to a free port"
     fi
     "$SSHD" -f "$CONFIG" -E "$LOG_FILE"
