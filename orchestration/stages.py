@@ -293,7 +293,7 @@ def raise_flags(ctx: TetherContext) -> dict:
     """Evaluate the flag rules for today's sessions; store new flags once each."""
     store, cfg = ctx.store, ctx.config
     today = ctx.as_of.astimezone(LONDON).date()
-    marks = store.read(t.staged_marks)
+    marks = store.read(t.staged_marks, where=t.staged_marks.c.session_date == today)
     flags = evaluate_flags(cfg.flag_rules, marks=marks, roll=store.read(t.staged_pupils),
                            links=store.read(t.child_links), record=store.read(t.child_record),
                            cohort=store.read(t.cohort_membership), calendar=cfg.calendar, as_of=ctx.as_of,
