@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import dagster as dg
 import pandas as pd
-from sqlalchemy import func, select
 
-from orchestration import stages
+from orchestration import freshness, stages
 from orchestration.resources import TetherResource
 from schemas import tables as t
 from schemas.config import Source, TetherConfig
 from schemas.feeds import STATUTORY_READERS
 from sharing.audit import verify
-from transforms.freshness import school_freshness
 from transforms.validate import STAGED_SCHEMAS
 
 FEED_TABLES = {
@@ -70,31 +68,40 @@ def source_checks(source: Source, config: TetherConfig) -> list[dg.AssetChecksDe
 
 
 def freshness_checks(config: TetherConfig) -> list[dg.AssetChecksDefinition]:
-    """One check per school: has it sent the register expected by now? Late shows as a warning."""
+    """One check per school (has it sent the register expected by now?) and per daily source (has
+    today's extract arrived?). Late shows as a warning: it holds up nothing else."""
     checks = []
-    source_expected = {sid: s.expected_by for sid, s in config.sources.items() if s.expected_by}
     for laestab, school in sorted(config.schools.items()):
         if school.source_id not in config.sources:
             continue
 
-        def make(laestab=laestab, school=school):
+        def school_check(laestab=laestab, school=school):
             @dg.asset_check(asset=dg.AssetKey(["staged", school.source_id]), name=f"register_fresh_{laestab}",
                             description=f"{school.name} ({laestab}) has sent the register expected by now.")
             def register_fresh(tether: TetherResource) -> dg.AssetCheckResult:
                 ctx = tether.ctx
-                with ctx.store.engine.connect() as conn:
-                    last = conn.execute(select(func.max(t.staged_marks.c.session_date))
-                                        .where(t.staged_marks.c.laestab == laestab)).scalar()
-                if isinstance(last, str):
-                    last = pd.Timestamp(last).date()
-                row = school_freshness({laestab: school}, {laestab: last} if last else {},
-                                       ctx.config.calendar, ctx.as_of, source_expected).iloc[0]
+                row = freshness.schools(ctx.store, ctx.config, ctx.as_of).set_index("laestab").loc[laestab]
                 return dg.AssetCheckResult(
                     passed=row["status"] == "fresh", severity=dg.AssetCheckSeverity.WARN,
                     metadata={"status": row["status"], "expected_register": str(row["expected_date"]),
                               "last_register": str(row["last_register_date"]), "hours_late": float(row["hours_late"])})
             return register_fresh
-        checks.append(make())
+        checks.append(school_check())
+    for sid, source in sorted(freshness.daily_sources(config).items()):
+
+        def source_check(sid=sid, source=source):
+            @dg.asset_check(asset=dg.AssetKey(["staged", sid]), name="extract_fresh",
+                            description=f"Today's extract from {sid} has arrived (expected by "
+                                        f"{source.expected_by:%H:%M}).")
+            def extract_fresh(tether: TetherResource) -> dg.AssetCheckResult:
+                ctx = tether.ctx
+                row = freshness.sources(ctx.store, ctx.config, ctx.as_of).set_index("source_id").loc[sid]
+                return dg.AssetCheckResult(
+                    passed=row["status"] == "fresh", severity=dg.AssetCheckSeverity.WARN,
+                    metadata={"status": row["status"], "expected_extract": str(row["expected_date"]),
+                              "last_extract": str(row["last_extract_date"])})
+            return extract_fresh
+        checks.append(source_check())
     return checks
 
 

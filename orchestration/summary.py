@@ -5,12 +5,11 @@ Everything here is counts and pseudonymous keys; nothing identifies a child.
 from __future__ import annotations
 
 import pandas as pd
-from sqlalchemy import func, select
 
 from connectors.store import Store
 from schemas import tables as t
 from schemas.config import TetherConfig
-from transforms.freshness import school_freshness
+from orchestration import freshness
 
 
 def collect(store: Store, config: TetherConfig, as_of) -> dict:
@@ -40,12 +39,8 @@ def collect(store: Store, config: TetherConfig, as_of) -> dict:
     year_e6 = year[year["child_key"].isin(ever6)] if len(year) else year
     flags = store.read(t.flags)
     out = store.read(t.outbox, columns=["recipient_kind", "status"])
-    with store.engine.connect() as conn:
-        last = dict(conn.execute(select(t.staged_marks.c.laestab, func.max(t.staged_marks.c.session_date))
-                                 .group_by(t.staged_marks.c.laestab)).all())
-    last = {k: (pd.Timestamp(v).date() if v is not None else None) for k, v in last.items()}
-    fresh = school_freshness(config.schools, last, config.calendar, as_of,
-                             {sid: s.expected_by for sid, s in config.sources.items() if s.expected_by})
+    fresh = freshness.schools(store, config, as_of)
+    daily = freshness.sources(store, config, as_of)
     return {
         "as_of": as_of.isoformat(),
         "feeds": feeds,
@@ -62,6 +57,7 @@ def collect(store: Store, config: TetherConfig, as_of) -> dict:
         "flags_by_rule": {k: int(v) for k, v in flags["rule"].value_counts().items()} if len(flags) else {},
         "deliveries": {k: int(v) for k, v in out["recipient_kind"].value_counts().items()} if len(out) else {},
         "schools_not_fresh": fresh[fresh["status"] != "fresh"].to_dict("records"),
+        "sources_not_fresh": daily[daily["status"] != "fresh"].to_dict("records"),
         "schools": len(fresh),
     }
 
@@ -104,4 +100,7 @@ def render(s: dict) -> str:
     for r in late:
         lines.append(f"  LATE  {r['laestab']} {r['name']}: expected the {r['expected_date']} register by "
                      f"{r['expected_by']}, last register {r['last_register_date'] or 'never'}")
+    for r in s["sources_not_fresh"]:
+        lines.append(f"  LATE  source {r['source_id']}: expected the {r['expected_date']} extract by "
+                     f"{r['expected_by']}, last extract {r['last_extract_date'] or 'never'}")
     return "\n".join(lines)

@@ -54,3 +54,22 @@ def school_freshness(schools: dict, last_register: dict[str, dt.date], calendar:
                      "last_register_date": last, "status": status, "hours_late": late_hours})
     return pd.DataFrame(rows, columns=["laestab", "name", "source_id", "expected_by", "expected_date",
                                        "last_register_date", "status", "hours_late"])
+
+
+def expected_extract_date(as_of: dt.datetime, expected_by: dt.time) -> dt.date:
+    """A daily extract (social care, CAMHS): today's once its delivery time has passed, else yesterday's."""
+    local = as_of.astimezone(LONDON)
+    return local.date() if local.time() >= expected_by else local.date() - dt.timedelta(days=1)
+
+
+def source_freshness(sources: dict, last_extract: dict[str, dt.date], as_of: dt.datetime) -> pd.DataFrame:
+    """One row per daily source with an `expected_by` time: source_id, expected_by, expected_date,
+    last_extract_date (from the file names' extract dates), status fresh | late | never_sent."""
+    rows = []
+    for source_id, source in sorted(sources.items()):
+        expected = expected_extract_date(as_of, source.expected_by)
+        last = last_extract.get(source_id)
+        status = "never_sent" if last is None else ("fresh" if last >= expected else "late")
+        rows.append({"source_id": source_id, "expected_by": source.expected_by.strftime("%H:%M"),
+                     "expected_date": expected, "last_extract_date": last, "status": status})
+    return pd.DataFrame(rows, columns=["source_id", "expected_by", "expected_date", "last_extract_date", "status"])

@@ -65,3 +65,11 @@ def test_late_schools_pupils_are_not_counted_present_today(run):
     # and no 'no mark' flag is raised for a school that has sent nothing today
     flags = ctx.store.read(t.flags)
     assert not (flags["laestab"] == report.late_school).any()
+
+
+def test_a_daily_extract_not_yet_replaced_shows_late_the_next_morning(run):
+    _, _, ctx = run
+    tomorrow = TetherContext(ctx.database_url, str(ctx.config_dir), str(ctx.data_dir), "2026-12-01T10:00")
+    late = {r["source_id"] for r in collect(tomorrow.store, tomorrow.config, tomorrow.as_of)["sources_not_fresh"]}
+    assert late == {"social_care", "camhs"}
+    assert collect(ctx.store, ctx.config, ctx.as_of)["sources_not_fresh"] == []

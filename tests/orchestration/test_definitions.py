@@ -20,6 +20,7 @@ layout = "mis-a-pupils"
 [sources.social_care]
 transport = "folder"
 path = "inbox/social_care"
+expected_by = "06:00"
 [[sources.social_care.files]]
 pattern = "sc_persons_*.csv"
 layout = "sc-persons"
@@ -67,6 +68,8 @@ def test_every_check_is_defined(tmp_path):
         assert (f"staged/{sid}", "staged_contract") in checks
     assert ("staged/school_mis_a", "register_fresh_8862001") in checks
     assert ("staged/school_mis_a", "register_fresh_8864001") in checks
+    assert ("staged/social_care", "extract_fresh") in checks           # a daily source with a delivery time
+    assert ("staged/camhs", "extract_fresh") not in checks             # no delivery time configured
     assert ("linked/child_links", "restricted_never_linked") in checks
     assert ("signals/attendance_measures", "measures_consistent") in checks
     assert ("flags/absence_flags", "no_restricted_child_flagged") in checks

@@ -47,3 +47,15 @@ def test_source_deadline_applies_when_the_school_has_none():
     out = school_freshness(SCHOOLS, {"8862002": dt.date(2026, 11, 27)}, CAL, at(2026, 11, 30, 9, 45),
                            {"mis": dt.time(9, 40)}).set_index("laestab")
     assert out.loc["8862002", "status"] == "late"
+
+
+def test_daily_source_expects_todays_extract_after_its_delivery_time():
+    from schemas.config import Source
+    from transforms.freshness import source_freshness
+    sources = {"social_care": Source("social_care", "folder", (), expected_by=dt.time(6, 0)),
+               "camhs": Source("camhs", "folder", (), expected_by=dt.time(6, 30))}
+    early = source_freshness(sources, {"social_care": dt.date(2026, 11, 29)}, at(2026, 11, 30, 5, 0))
+    assert early.set_index("source_id").loc["social_care", "status"] == "fresh"     # yesterday's is enough at 05:00
+    late = source_freshness(sources, {"social_care": dt.date(2026, 11, 29)}, at(2026, 11, 30, 9, 45)).set_index("source_id")
+    assert late.loc["social_care", "status"] == "late"
+    assert late.loc["camhs", "status"] == "never_sent"
