@@ -31,7 +31,8 @@ die() { echo "sftp: $*" >&2; exit 1; }
 # first free port from 2222 (another checkout's server, or anything else, may hold 2222).
 port_taken() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 if [[ -z $PORT ]]; then
-    previous="$( [[ -f $CONFIG ]] && awk '$1 == "Port" {print $2}' "$CONFIG" )"
+    previous=""
+    if [[ -f $CONFIG ]]; then previous="$(awk '$1 == "Port" {print $2}' "$CONFIG")"; fi
     if [[ -n $previous && -s $PID_FILE ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
         PORT=$previous
     else
