@@ -31,9 +31,12 @@ test: install services
 test-unit: install
 	$(BIN)/python -m pytest -q tests -m "not integration"
 
-## dagster dev on dagster_home with the demo's configuration.
-dev: install
+## dagster dev on dagster_home with the demo deployment (made first if there is none yet).
+dev: install var/demo/tether.env
 	$(BIN)/tether dev
+
+var/demo/tether.env:
+	$(BIN)/tether demo
 
 bench: install services
 	source infra/services.env && $(BIN)/python benchmarks/pipeline.py
