@@ -83,7 +83,8 @@ def make_marks(db, table: str, rows: list[tuple]) -> None:
 def table_rows(db, table: str) -> set[tuple]:
     with psycopg2.connect(**db.dsn) as conn, conn.cursor() as cur:
         cur.execute("SET TIME ZONE 'UTC'")
-        cur.execute(f"SELECT laestab, pupil_id, session_date, session, mark, last_modified FROM {table}")
+        cur.execute(sql.SQL("SELECT laestab, pupil_id, session_date, session, mark, last_modified FROM {}")
+                    .format(sql.Identifier(table)))
         rows = {(r[0], r[1], r[2].isoformat(), r[3], r[4], r[5].replace(tzinfo=None).isoformat())
                 for r in cur.fetchall()}
     conn.close()
