@@ -44,6 +44,18 @@ def _context(tmp_path: Path, config_dir: Path, monkeypatch) -> TetherContext:
                          AS_OF.isoformat())
 
 
+def _sftp_source(source_id: str, endpoint, options: list[str], files: dict[str, str]) -> str:
+    """sources.toml for an SFTP source on the test server (connection details from services.env)."""
+    lines = [f"[sources.{source_id}]", 'transport = "sftp"']
+    lines += [f'{opt}_env = "TETHER_TEST_SFTP_{var}"' for opt, var in
+              (("host", "HOST"), ("port", "PORT"), ("username", "USER"), ("key_file", "KEY_FILE"),
+               ("known_hosts_file", "KNOWN_HOSTS"))]
+    lines += [f'remote_dir = "{endpoint.remote_dir}"', *options]
+    for pattern, layout in files.items():
+        lines += [f"[[sources.{source_id}.files]]", f'pattern = "{pattern}"', f'layout = "{layout}"']
+    return "\n".join(lines) + "\n"
+
+
 def test_a_term_of_files_over_sftp_is_pulled_and_loaded(la, tmp_path, monkeypatch, sftp_endpoint, sftp_client, sftp_env):
     endpoint = sftp_endpoint()
     local = sorted((la / "inbox" / "school_mis_a").iterdir())
@@ -51,26 +63,10 @@ def test_a_term_of_files_over_sftp_is_pulled_and_loaded(la, tmp_path, monkeypatc
         sftp_client.put(str(path), f"{endpoint.remote_dir}/{path.name}")
     config = tmp_path / "config"
     shutil.copytree(la / "config", config)
-    (config / "sources.toml").write_text(f"""
-[sources.school_mis_a]
-transport = "sftp"
-host_env = "TETHER_TEST_SFTP_HOST"
-port_env = "TETHER_TEST_SFTP_PORT"
-username_env = "TETHER_TEST_SFTP_USER"
-key_file_env = "TETHER_TEST_SFTP_KEY_FILE"
-known_hosts_file_env = "TETHER_TEST_SFTP_KNOWN_HOSTS"
-remote_dir = "{endpoint.remote_dir}"
-completeness = "stable"
-stable_seconds = 0
-after_success = "archive"
-archive_dir = "{endpoint.archive_dir}"
-[[sources.school_mis_a.files]]
-pattern = "*_attendance_*.csv"
-layout = "mis-a"
-[[sources.school_mis_a.files]]
-pattern = "*_pupils_*.csv"
-layout = "mis-a-pupils"
-""")
+    (config / "sources.toml").write_text(_sftp_source(
+        "school_mis_a", endpoint, ['completeness = "stable"', "stable_seconds = 0", 'after_success = "archive"',
+                                   f'archive_dir = "{endpoint.archive_dir}"'],
+        {"*_attendance_*.csv": "mis-a", "*_pupils_*.csv": "mis-a-pupils"}))
     ctx = _context(tmp_path, config, monkeypatch)
     source = ctx.config.sources["school_mis_a"]
     landed = stages.land_source(ctx, source)
@@ -193,20 +189,8 @@ def test_sftp_sensor_requests_a_run_only_for_files_not_yet_landed(la, tmp_path, 
     endpoint = sftp_endpoint()
     config = tmp_path / "config"
     config.mkdir()
-    (config / "sources.toml").write_text(f"""
-[sources.school_sftp]
-transport = "sftp"
-host_env = "TETHER_TEST_SFTP_HOST"
-port_env = "TETHER_TEST_SFTP_PORT"
-username_env = "TETHER_TEST_SFTP_USER"
-key_file_env = "TETHER_TEST_SFTP_KEY_FILE"
-known_hosts_file_env = "TETHER_TEST_SFTP_KNOWN_HOSTS"
-remote_dir = "{endpoint.remote_dir}"
-completeness = "rename"
-[[sources.school_sftp.files]]
-pattern = "*_attendance_*.csv"
-layout = "mis-a"
-""")
+    (config / "sources.toml").write_text(_sftp_source("school_sftp", endpoint, ['completeness = "rename"'],
+                                                      {"*_attendance_*.csv": "mis-a"}))
     ctx = _context(tmp_path, config, monkeypatch)
     source = ctx.config.sources["school_sftp"]
     sensor = source_sensor(source, ingest_job(source))
