@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import pyodbc
 from sqlalchemy import insert, select, update
 
 from schemas.config import ConfigError
@@ -69,6 +68,34 @@ _LAESTAB = re.compile(r"^\d{7}$")
 
 class OdbcSourceError(ConnectionError):
     """An ODBC source could not be read; the message names the source and what to check."""
+
+
+class OdbcDriverManagerMissing(OdbcSourceError):
+    """pyodbc is installed but the unixODBC driver manager (libodbc.so.2) is not."""
+
+
+# pyodbc links against unixODBC's libodbc.so.2 when it is imported. It is imported on first use
+# (`driver_manager()`), never when this module loads: the Dagster definitions import this module,
+# and a deployment without ODBC sources (the demo) must not need the system library.
+pyodbc: Any = None
+
+DRIVER_MANAGER_HINT = ("install the unixODBC driver manager and your database's ODBC driver "
+                       "(Debian/Ubuntu: `apt-get install unixodbc odbc-postgresql`, or the driver your "
+                       "MIS vendor names; see docs/odbc.md)")
+
+
+def driver_manager() -> Any:
+    """The pyodbc module, loaded on first use; a clear error when the driver manager is missing."""
+    global pyodbc
+    if pyodbc is None:
+        try:
+            import pyodbc as module
+        except ImportError as exc:
+            raise OdbcDriverManagerMissing(
+                f"ODBC sources need the unixODBC driver manager, which this machine lacks "
+                f"({type(exc).__name__}: {exc}); {DRIVER_MANAGER_HINT}") from None
+        pyodbc = module
+    return pyodbc
 
 
 def quote_identifier(name: str) -> str:
@@ -291,6 +318,7 @@ def pull(source: OdbcSource, relation: str, *, since: str | None, now: dt.dateti
     `OdbcSourceError`.
     """
     source.relation(relation)    # refuses an unknown relation name
+    driver_manager()
     spec = RELATIONS[relation]
     safe = since                 # the watermark safe to store once everything yielded is landed
     attempts, chunk_no = 0, 0
@@ -516,6 +544,7 @@ def scrub(text: str, connection_string: str, names: set[str] | frozenset[str] = 
 def latest_watermark(source: OdbcSource, relation: str) -> str | None:
     """The highest watermark value in the relation now (one aggregate query), for a sensor tick."""
     rel = source.relation(relation)
+    driver_manager()
     sql = f"SELECT MAX({quote_identifier(rel.watermark_column)}) FROM {quote_identifier(rel.table)}"
     try:
         conn = _connect(source)
