@@ -110,11 +110,12 @@ class Landing:
         return self.store.records(landing_manifest, where, order_by=order)
 
     def mark_staged(self, file_id: str, *, rows_read: int, rows_staged: int, rows_quarantined: int,
-                    at: datetime | None = None) -> None:
-        """Record that a file went through staging, with its reconciliation counts."""
+                    rows_superseded: int = 0, at: datetime | None = None) -> None:
+        """Record that a file went through staging, with its reconciliation counts
+        (rows read = staged + superseded + quarantined)."""
         self._set(file_id, status="staged", rows_read=rows_read, rows_staged=rows_staged,
-                  rows_quarantined=rows_quarantined, staged_at=to_utc(at or datetime.now(timezone.utc)),
-                  error=None)
+                  rows_quarantined=rows_quarantined, rows_superseded=rows_superseded,
+                  staged_at=to_utc(at or datetime.now(timezone.utc)), error=None)
 
     def mark_failed(self, file_id: str, error: str) -> None:
         """Record that a file could not be staged; `error` must already be scrubbed of identity."""

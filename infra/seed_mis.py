@@ -6,7 +6,8 @@ LA (`synthetic.generate.generate_la`, the schools exporting in layout mis-a) whe
 otherwise from a small built-in generator. Registers are saved a class at a time, so many marks
 share one `last_modified` — the ties the connector must not split.
 
-Idempotent: a second run with the same seed and generator changes nothing (see `mis_seed`).
+Idempotent: a second run with the same seed and the same generator code changes nothing; a change
+to the generator (`synthetic/`, the built-in layouts, this script) or the seed reseeds (`mis_seed`).
 Usage: python infra/seed_mis.py [--dsn "host=127.0.0.1 port=5432 user=postgres dbname=tether_mis"]
        [--seed 20260901] [--force]
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import hashlib
 import io
 import random
 import re
@@ -63,8 +65,8 @@ CREATE TABLE mis_marks (
 );
 CREATE INDEX mis_marks_last_modified ON mis_marks (last_modified);
 CREATE INDEX mis_pupils_last_modified ON mis_pupils (last_modified);
-CREATE TABLE mis_seed (generator text NOT NULL, seed integer NOT NULL, pupils integer NOT NULL,
-                       marks integer NOT NULL, seeded_at timestamptz NOT NULL);
+CREATE TABLE mis_seed (generator text NOT NULL, seed integer NOT NULL, fingerprint text NOT NULL,
+                       pupils integer NOT NULL, marks integer NOT NULL, seeded_at timestamptz NOT NULL);
 """
 
 PUPIL_COLUMNS = ("laestab", "pupil_id", "upn", "legal_surname", "legal_forename", "preferred_forename", "dob",
@@ -261,11 +263,27 @@ def _copy(cur, table: str, columns: tuple[str, ...], rows: list[dict]) -> None:
     cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer)
 
 
-def seeded(cur, generator: str, seed: int) -> bool:
-    cur.execute("SELECT to_regclass('mis_seed') IS NOT NULL")
-    if not cur.fetchone()[0]:
+def generator_fingerprint(generator: str) -> str:
+    """sha256 over the code that makes the seed: this script and, for the synthetic LA, every module
+    of `synthetic/` and the built-in layouts it writes through. Any change to them reseeds."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    if generator != "builtin":
+        import schemas
+        import synthetic
+        roots = [Path(synthetic.__file__).parent, Path(schemas.__file__).parent / "defaults"]
+        for path in sorted(p for root in roots for p in root.rglob("*") if p.suffix in (".py", ".toml")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def seeded(cur, generator: str, seed: int, fingerprint: str) -> bool:
+    """True when the database holds a seed from this generator, seed and generator code."""
+    cur.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'mis_seed' "
+                "AND column_name = 'fingerprint'")
+    if not cur.fetchone()[0]:       # no seed yet, or one from a version that kept no fingerprint
         return False
-    cur.execute("SELECT count(*) FROM mis_seed WHERE generator = %s AND seed = %s", (generator, seed))
+    cur.execute("SELECT count(*) FROM mis_seed WHERE generator = %s AND seed = %s AND fingerprint = %s",
+                (generator, seed, fingerprint))
     return cur.fetchone()[0] == 1
 
 
@@ -286,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     conn = psycopg2.connect(args.dsn)
     try:
         with conn, conn.cursor() as cur:
-            if seeded(cur, generator, args.seed) and not args.force:
+            if seeded(cur, generator, args.seed, generator_fingerprint(generator)) and not args.force:
                 cur.execute("SELECT pupils, marks FROM mis_seed")
                 pupils_n, marks_n = cur.fetchone()
                 print(f"seed_mis: already seeded ({generator}, seed {args.seed}: {pupils_n} pupils, "
@@ -296,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         if data is None:
             generator, data = "builtin", builtin(args.seed)
             with conn, conn.cursor() as cur:
-                if seeded(cur, generator, args.seed) and not args.force:
+                if seeded(cur, generator, args.seed, generator_fingerprint(generator)) and not args.force:
                     print(f"seed_mis: already seeded (builtin, seed {args.seed})")
                     return 0
         pupils, marks = data
@@ -304,8 +322,8 @@ def main(argv: list[str] | None = None) -> int:
             cur.execute(SCHEMA)
             _copy(cur, "mis_pupils", PUPIL_COLUMNS, pupils)
             _copy(cur, "mis_marks", MARK_COLUMNS, marks)
-            cur.execute("INSERT INTO mis_seed VALUES (%s, %s, %s, %s, now())",
-                        (generator, args.seed, len(pupils), len(marks)))
+            cur.execute("INSERT INTO mis_seed VALUES (%s, %s, %s, %s, %s, now())",
+                        (generator, args.seed, generator_fingerprint(generator), len(pupils), len(marks)))
         print(f"seed_mis: seeded tether_mis from {generator} (seed {args.seed}): {len(pupils)} pupils, "
               f"{len(marks)} marks")
     finally:

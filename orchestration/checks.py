@@ -37,16 +37,19 @@ def source_checks(source: Source, config: TetherConfig) -> list[dg.AssetChecksDe
     tables = sorted({tb for feed in feeds for tb in FEED_TABLES.get(feed, ())})
 
     @dg.asset_check(asset=asset, name="rows_reconcile", blocking=True,
-                    description="For every file of this source: rows read = rows staged + rows quarantined.")
+                    description="For every file of this source: rows read = rows staged + rows superseded "
+                                "(an earlier mark of a session replaced by a later edit in the same file) + "
+                                "rows quarantined.")
     def rows_reconcile(tether: TetherResource) -> dg.AssetCheckResult:
         m = tether.ctx.store.read(t.landing_manifest, where=t.landing_manifest.c.source_id == sid)
         done = m[m["status"].isin(["staged", "failed"]) & m["rows_read"].notna()]
-        bad = done[done["rows_read"] != done["rows_staged"] + done["rows_quarantined"]]
+        superseded = done["rows_superseded"].fillna(0)
+        bad = done[done["rows_read"] != done["rows_staged"] + superseded + done["rows_quarantined"]]
         return dg.AssetCheckResult(passed=bad.empty, metadata={
             "files_staged": len(done), "files_failed": int((m["status"] == "failed").sum()),
             "files_not_reconciling": len(bad),
             "rows_read": int(done["rows_read"].sum()), "rows_staged": int(done["rows_staged"].sum()),
-            "rows_quarantined": int(done["rows_quarantined"].sum())})
+            "rows_superseded": int(superseded.sum()), "rows_quarantined": int(done["rows_quarantined"].sum())})
 
     @dg.asset_check(asset=asset, name="staged_contract", blocking=True,
                     description=f"Staged rows of this source satisfy the canonical contracts ({', '.join(tables)}).")

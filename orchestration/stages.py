@@ -98,7 +98,7 @@ def _write_staged(ctx: TetherContext, table_name: str, df: pd.DataFrame, *, only
 
 def stage_file(ctx: TetherContext, source: Source, entry: dict) -> dict:
     """Read one landed file through its layout (or statutory reader), validate, pseudonymise and
-    stage it. Returns the file's reconciliation: rows read = rows staged + rows quarantined."""
+    stage it. Returns the file's reconciliation: rows read = rows staged + superseded + quarantined."""
     return _ingest_landed(ctx, source, entry)()
 
 
@@ -117,7 +117,8 @@ def _ingest_landed(ctx: TetherContext, source: Source, entry: dict) -> Callable[
                 ctx.landing.quarantine(source_id=source.source_id, file_id=file_id, file_name=file_name,
                                        rows=[QuarantinedRow(None, None, reason, raw)], at=now)
                 ctx.landing.mark_failed(file_id, reason)
-            return {"rows_read": 0, "rows_staged": 0, "rows_quarantined": 0, "reasons": Counter({reason: 1})}
+            return {"rows_read": 0, "rows_staged": 0, "rows_superseded": 0, "rows_quarantined": 0,
+                    "reasons": Counter({reason: 1})}
         return refuse
     data = ctx.landing.read(file_id)
     statutory = layout_name in READERS
@@ -146,10 +147,11 @@ def _ingest_landed(ctx: TetherContext, source: Source, entry: dict) -> Callable[
             ctx.landing.record_issues(source_id=source.source_id, file_id=file_id, file_name=file_name,
                                       issues=result.issues, at=now)
             ctx.landing.mark_staged(file_id, rows_read=result.rows_read, rows_staged=len(staged_rows),
-                                    rows_quarantined=len(bad_rows))
+                                    rows_superseded=result.rows_superseded, rows_quarantined=len(bad_rows))
             if result.file_error:   # the file was refused whole; its rows (if any could be split) are quarantined
                 ctx.landing.mark_failed(file_id, result.file_error)
-        return {"rows_read": result.rows_read, "rows_staged": len(staged_rows), "rows_quarantined": len(bad_rows),
+        return {"rows_read": result.rows_read, "rows_staged": len(staged_rows),
+                "rows_superseded": result.rows_superseded, "rows_quarantined": len(bad_rows),
                 "reasons": Counter(_reason_class(q.reason) for q in result.quarantined)}
     return write
 
@@ -177,7 +179,7 @@ def stage_source(ctx: TetherContext, source: Source) -> dict:
             outs = [write() for write in writes]
         for out in outs:
             totals["files"] += 1
-            for k in ("rows_read", "rows_staged", "rows_quarantined"):
+            for k in ("rows_read", "rows_staged", "rows_superseded", "rows_quarantined"):
                 totals[k] += out[k]
             reasons.update(out["reasons"])
         if failure is not None:

@@ -22,6 +22,7 @@ def collect(store: Store, config: TetherConfig, as_of) -> dict:
                           "failed": int((g["status"] == "failed").sum()),
                           "rows_read": int(g["rows_read"].fillna(0).sum()),
                           "rows_staged": int(g["rows_staged"].fillna(0).sum()),
+                          "rows_superseded": int(g["rows_superseded"].fillna(0).sum()),
                           "rows_quarantined": int(g["rows_quarantined"].fillna(0).sum())})
     q = store.read(t.quarantine, columns=["source_id", "field", "reason"])
     reasons = []
@@ -73,11 +74,12 @@ def _pa_sa(year: pd.DataFrame) -> dict:
 
 def render(s: dict) -> str:
     lines = [f"Tether summary as of {s['as_of']}", ""]
-    lines.append("Feeds (files and rows; rows read = staged + quarantined):")
-    lines.append(f"  {'source':<16}{'layout':<18}{'files':>7}{'failed':>7}{'read':>10}{'staged':>10}{'quarant.':>10}")
+    lines.append("Feeds (files and rows; rows read = staged + superseded + quarantined):")
+    lines.append(f"  {'source':<16}{'layout':<18}{'files':>7}{'failed':>7}{'read':>10}{'staged':>10}"
+                 f"{'supersd.':>10}{'quarant.':>10}")
     for f in s["feeds"]:
         lines.append(f"  {f['source']:<16}{f['layout']:<18}{f['files']:>7}{f['failed']:>7}{f['rows_read']:>10}"
-                     f"{f['rows_staged']:>10}{f['rows_quarantined']:>10}")
+                     f"{f['rows_staged']:>10}{f['rows_superseded']:>10}{f['rows_quarantined']:>10}")
     lines.append("")
     lines.append("Quarantined rows by reason:" if s["quarantine_reasons"] else "Quarantined rows: none")
     for r in s["quarantine_reasons"][:15]:

@@ -38,6 +38,7 @@ landing_manifest = Table(
     Column("rows_read", Integer),
     Column("rows_staged", Integer),
     Column("rows_quarantined", Integer),
+    Column("rows_superseded", Integer, comment="earlier marks of a session replaced by a later edit in the same file"),
     Column("staged_at", DateTime(timezone=True)),
     Column("error", Text),
     Index("ix_manifest_source_status", "source_id", "status"),

@@ -9,6 +9,10 @@ Decisions:
   person; episode; allocation; referral) but differ are all quarantined, "conflicting ... in one
   file": nothing in a file says which of the two is right, and a wrong mark can raise or hide a
   safeguarding flag. Exact duplicate rows keep the first and quarantine the others.
+- One exception: marks of one file for the same pupil, date and session whose `updated_at` (the
+  MIS's own edit time, layouts that carry it) are all given and differ are a register's history:
+  the latest is staged and the earlier ones are *superseded* — counted, not quarantined (the
+  school corrected the mark). For every file rows read = staged + superseded + quarantined.
 - An attendance file also yields the school's roll (`extra["staged_pupils"]`) when its layout
   carries identity (UPN, names or date of birth): one row per pupil, from the row for the latest
   session, SEN provision and FSM eligibility unknown (null). A pupil the roll cannot take is
@@ -70,9 +74,10 @@ class IngestResult:
     staged: pd.DataFrame        # columns exactly those of schemas.tables.<table>
     quarantined: list[QuarantinedRow]
     issues: list[DataQualityIssue]
-    rows_read: int              # == len(staged) + len({q.row_number for q in quarantined if q.row_number})
+    rows_read: int              # == len(staged) + rows_superseded + len({q.row_number for q in quarantined ...})
     file_error: str | None      # whole file refused (every row it could split is quarantined too)
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)   # e.g. the roll of an attendance file
+    rows_superseded: int = 0    # earlier marks of the same session in this file, replaced by a later one
 
 
 def ingest_file(data: bytes, *, file_name: str, source_id: str, file_id: str, layout: Layout,
@@ -123,17 +128,34 @@ def _refuse_rows(read: ReadResult, table: str, reason: str, raw: bytes) -> Inges
     return IngestResult(table, empty_staged_frame(table), quarantined, [], read.rows_read, reason)
 
 
-def _conflicts(frame: pd.DataFrame, feed: str) -> dict[int, tuple[str, str]]:
-    """Row number -> (field, reason) for rows sharing a staged key with a different row."""
+def _superseded(group: pd.DataFrame) -> list[int]:
+    """Row numbers of a group of marks for one session that a later edit in the same file replaced:
+    all but the latest, when every row carries a distinct `updated_at`; else none (a conflict)."""
+    if "updated_at" not in group or group["updated_at"].isna().any():
+        return []
+    edited = pd.to_datetime(group["updated_at"], utc=True)
+    if edited.nunique() < len(group):
+        return []
+    latest = edited.idxmax()
+    return sorted(int(n) for i, n in group["row_number"].items() if i != latest)
+
+
+def _conflicts(frame: pd.DataFrame, feed: str) -> tuple[dict[int, tuple[str, str]], set[int]]:
+    """(row number -> (field, reason) for rows sharing a staged key with a different row, the row
+    numbers of marks superseded by a later edit of the same session in the file)."""
     key_fields, label = _KEYS[feed]
     out: dict[int, tuple[str, str]] = {}
+    superseded: set[int] = set()
     if frame.empty:
-        return out
+        return out, superseded
     shared = frame[frame.duplicated(list(key_fields), keep=False)]   # most files have none
     if shared.empty:
-        return out
+        return out, superseded
     for _, group in shared.groupby(list(key_fields), dropna=False, sort=False):
         if len(group) < 2:
+            continue
+        if feed == "attendance" and (earlier := _superseded(group)):
+            superseded.update(earlier)
             continue
         rows = sorted(int(n) for n in group["row_number"])
         listed = ", ".join(map(str, rows))
@@ -143,7 +165,7 @@ def _conflicts(frame: pd.DataFrame, feed: str) -> dict[int, tuple[str, str]]:
             reason, fld = f"conflicting rows in one file for the same {label} (rows {listed})", key_fields[0]
         for n in rows:
             out[n] = (fld, reason)
-    return out
+    return out, superseded
 
 
 def _provenance(df: pd.DataFrame, frame: pd.DataFrame, source_id: str, file_id: str) -> pd.DataFrame:
@@ -245,10 +267,10 @@ def _ingest(data: bytes, *, file_name: str, source_id: str, file_id: str, layout
         return _refuse_rows(read, table, name_problem, b"")
 
     quarantined = list(read.quarantined)
-    conflicts = _conflicts(read.frame, layout.feed)
+    conflicts, superseded = _conflicts(read.frame, layout.feed)
     for n, (fld, reason) in sorted(conflicts.items()):
         quarantined.append(QuarantinedRow(n, fld, reason, read.payloads.get(n, b"")))
-    clean = read.frame[~read.frame["row_number"].isin(list(conflicts))].reset_index(drop=True)
+    clean = read.frame[~read.frame["row_number"].isin(list(conflicts) + list(superseded))].reset_index(drop=True)
 
     staged, issues = _stage_frame(layout.feed, clean, ctx, keys, source_id, file_id)
     valid, failures = validate_staged(table, staged)
@@ -265,4 +287,5 @@ def _ingest(data: bytes, *, file_name: str, source_id: str, file_id: str, layout
             issues += roll_issues
     kept = set(int(n) for n in valid["row_number"]) | roll_rows
     all_issues = [i for i in read.issues + issues if i.row_number in kept]
-    return IngestResult(table, valid.reset_index(drop=True), quarantined, all_issues, read.rows_read, None, extra)
+    return IngestResult(table, valid.reset_index(drop=True), quarantined, all_issues, read.rows_read, None, extra,
+                        rows_superseded=len(superseded))

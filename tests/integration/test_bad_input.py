@@ -263,9 +263,9 @@ class Deployment:
         m = self.manifest()
         assert (m["status"] != "landed").all(), "a landed file was left unstaged"
         for e in m.to_dict("records"):
-            counts = (e["rows_read"], e["rows_staged"], e["rows_quarantined"])
+            counts = (e["rows_read"], e["rows_staged"], e["rows_superseded"], e["rows_quarantined"])
             assert all(c is not None and not pd.isna(c) for c in counts), (e["file_name"], counts)
-            assert int(e["rows_read"]) == int(e["rows_staged"]) + int(e["rows_quarantined"]), (e["file_name"], counts)
+            assert int(e["rows_read"]) == sum(map(int, counts[1:])), (e["file_name"], counts)
 
     def assert_no_identity_anywhere(self, extra: tuple[str, ...] = ()) -> None:
         """No plaintext identity in any table (text or binary columns) nor in the landing folder."""

@@ -170,7 +170,8 @@ def test_quarantine_matches_ground_truth(deployment, small_la):
     manifest = store.read(t.landing_manifest)
     staged = manifest[manifest["status"] == "staged"]
     assert len(staged) and staged["rows_read"].notna().all()
-    unreconciled = staged[staged["rows_read"] != staged["rows_staged"] + staged["rows_quarantined"]]
+    unreconciled = staged[staged["rows_read"] != staged["rows_staged"] + staged["rows_superseded"].fillna(0)
+                          + staged["rows_quarantined"]]
     assert unreconciled["file_name"].tolist() == []
     refused = {r.file_name for r in truth.itertuples(index=False) if r.row_number == ""}
     assert set(manifest.loc[manifest["status"] == "failed", "file_name"]) == refused

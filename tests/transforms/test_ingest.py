@@ -39,7 +39,7 @@ def lines(header, *rows):
 
 def assert_reconciles(result: IngestResult):
     quarantined_rows = {q.row_number for q in result.quarantined if q.row_number is not None}
-    assert result.rows_read == len(result.staged) + len(quarantined_rows)
+    assert result.rows_read == len(result.staged) + result.rows_superseded + len(quarantined_rows)
     assert not quarantined_rows & set(result.staged["row_number"])
 
 
@@ -156,6 +156,29 @@ def test_same_session_repeated_with_other_differences_is_a_conflict_too():
     assert result.staged.empty
     assert {q.reason for q in result.quarantined} == {
         "conflicting rows in one file for the same pupil, date and session (rows 1, 2)"}
+
+
+def mis_b(mark="/", session="Morning", updated="2024-09-04T09:05:00") -> str:
+    return f"STU-1,B801200005001,Brontë,Zoë,2015-04-03,F,5,5B,2024-09-04,{session},{mark},,{updated}"
+
+
+def test_a_later_edit_of_a_session_in_the_same_file_supersedes_the_earlier_mark():
+    text = lines(MIS_B_HEADER, mis_b("N", updated="2024-09-04T09:05:00"), mis_b("/", "Afternoon"),
+                 mis_b("I", updated="2024-09-04T09:40:00"))
+    result = ingest(text, "mis-b", "8864001_attendance_20240904T1000.csv")
+    assert sorted(result.staged["row_number"]) == [2, 3]
+    assert result.staged.set_index("row_number").loc[3, "mark"] == "I"
+    assert result.rows_superseded == 1 and result.quarantined == []
+    assert_reconciles(result)
+
+
+def test_two_edits_of_a_session_at_the_same_time_are_a_conflict_not_a_supersession():
+    text = lines(MIS_B_HEADER, mis_b("N"), mis_b("I"))
+    result = ingest(text, "mis-b", "8864001_attendance_20240904T1000.csv")
+    assert result.staged.empty and result.rows_superseded == 0
+    assert {q.reason for q in result.quarantined} == {
+        "conflicting marks in one file for the same pupil, date and session (rows 1, 2)"}
+    assert_reconciles(result)
 
 
 def test_exact_duplicates_keep_the_first():
