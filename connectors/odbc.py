@@ -1,7 +1,7 @@
-"""Pull a school MIS's pupils and attendance marks over ODBC (FEEDS.md section 3).
+"""Pull a school MIS's pupils and attendance marks over ODBC (docs/layouts.md#school-mis-over-odbc).
 
 Some MIS databases are reachable over ODBC: one database per school, or one hosted database for
-several schools with a school column. This connector reads the two relations of FEEDS.md section 3
+several schools with a school column. This connector reads the two relations of docs/layouts.md#school-mis-over-odbc
 (`pupils`, `marks`), mapped onto the database's own table and columns by configuration, and pulls
 them incrementally by a watermark column (e.g. `last_modified`, or a SQL Server `rowversion`).
 
@@ -38,7 +38,7 @@ from schemas.tables import watermarks
 
 @dataclass(frozen=True)
 class _RelationSpec:
-    """A FEEDS.md section 3 relation: its fields, which must be mapped, and its natural key."""
+    """A docs/layouts.md#school-mis-over-odbc relation: its fields, which must be mapped, and its natural key."""
 
     layout: str
     fields: tuple[str, ...]
@@ -111,10 +111,10 @@ def quote_identifier(name: str) -> str:
 
 @dataclass(frozen=True)
 class OdbcRelation:
-    """Where a FEEDS.md section 3 relation lives: its table, column mapping and watermark column."""
+    """Where a docs/layouts.md#school-mis-over-odbc relation lives: its table, column mapping and watermark column."""
 
     table: str
-    columns: dict[str, str]           # FEEDS.md section 3 name -> database column (unmapped fields absent)
+    columns: dict[str, str]           # docs/layouts.md#school-mis-over-odbc name -> database column (unmapped fields absent)
     watermark_column: str = "last_modified"
 
 
@@ -202,7 +202,7 @@ def _relation_from_options(where: str, name: str, spec: dict) -> OdbcRelation:
     overrides = dict(spec.get("columns", {}))
     unknown = set(overrides) - set(relation.fields)
     if unknown:
-        raise ConfigError(f"{where}: maps unknown fields {sorted(unknown)}; FEEDS.md section 3 fields are "
+        raise ConfigError(f"{where}: maps unknown fields {sorted(unknown)}; docs/layouts.md#school-mis-over-odbc fields are "
                           f"{list(relation.fields)}")
     columns = {f: overrides.get(f, f) for f in relation.fields}
     missing = [f for f in relation.required if not columns[f]]
@@ -422,7 +422,7 @@ def _laestab_of(source: OdbcSource, relation: str, value: Any) -> str:
 
 
 def render_csv(fields: list[str], rows: Any, tz: dt.tzinfo | None = None) -> bytes:
-    """UTF-8 CSV with FEEDS.md section 3 headers, ISO dates and ISO 8601 datetimes, as the layouts expect."""
+    """UTF-8 CSV with docs/layouts.md#school-mis-over-odbc headers, ISO dates and ISO 8601 datetimes, as the layouts expect."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(fields)

@@ -1,4 +1,4 @@
-"""The DfE attendance code table, versioned by session date (DOMAIN.md section 1)."""
+"""The DfE attendance code table, versioned by session date (docs/dfe-rules.md#attendance-codes)."""
 from __future__ import annotations
 
 import datetime as dt

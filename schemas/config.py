@@ -36,7 +36,7 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 @dataclass(frozen=True)
 class Layout:
-    """How one export format maps onto a canonical feed (FEEDS.md)."""
+    """How one export format maps onto a canonical feed (docs/layouts.md)."""
 
     name: str
     feed: str

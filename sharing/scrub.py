@@ -2,7 +2,7 @@
 
 pandera echoes the failing values of a check, exceptions quote what they choke on, and Dagster
 metadata is visible to every operator: none of it may carry a name, date of birth, UPN, NHS number
-or postcode (DESIGN.md, "The data's way"). Failure cases keep their values only in columns known
+or postcode (docs/architecture.md#where-plaintext-identity-may-exist). Failure cases keep their values only in columns known
 to hold no personal data; text is masked by pattern.
 """
 from __future__ import annotations

@@ -66,7 +66,7 @@ class Row(NamedTuple):
 
 
 def draw_profile(rng: random.Random, cwsw_now: bool, ever6: bool, sen: str, fsm: bool) -> tuple[str, float]:
-    """(profile, target absence rate). Probabilities follow DOMAIN.md section 2 (Kent 2022/23)."""
+    """(profile, target absence rate). Probabilities follow docs/dfe-rules.md#published-rates (Kent 2022/23)."""
     if cwsw_now:
         p_sa, p_pa = 0.07, 0.42
     elif ever6:

@@ -1,4 +1,4 @@
-"""CAMHS referrals from the NHS trust (FEEDS.md section 5).
+"""CAMHS referrals from the NHS trust (docs/layouts.md#camhs-health).
 
 About 3 % of pupils have a referral (waiting, open or closed), children with a social worker far
 more often; a few patients attend no school in the feeds. The trust knows children by NHS number

@@ -1,4 +1,4 @@
-"""Names, dates of birth, postcodes and identifiers for synthetic children (DOMAIN.md section 5).
+"""Names, dates of birth, postcodes and identifiers for synthetic children (docs/dfe-rules.md#identifiers).
 
 Everything is drawn from a caller's `random.Random`, so a seed reproduces the same people. Names are
 chosen to be encodable in Windows-1252 (layout mis-a) while still carrying accents, apostrophes and
@@ -143,7 +143,7 @@ def upn_with_check(body: str) -> str:
 
 
 def is_valid_upn(value: str) -> bool:
-    """Check letter and shape only (the LA number is ours, see DOMAIN.md section 5)."""
+    """Check letter and shape only (the LA number is ours, see docs/dfe-rules.md#identifiers)."""
     if len(value) != 13 or not value[1:12].isdigit() or not (value[12].isdigit() or value[12] in UPN_ALPHABET):
         return False
     return stdnum_upn.calc_check_digit(value[1:]) == value[0]

@@ -1,4 +1,4 @@
-"""Children's social care: persons, CIN/CPP/CLA episodes and worker allocations (FEEDS.md section 4).
+"""Children's social care: persons, CIN/CPP/CLA episodes and worker allocations (docs/layouts.md#childrens-social-care).
 
 About 4 % of pupils have an open episode today (CIN, with a CPP or CLA inside it for some), more
 have closed episodes in the last six years (Ever6), some episodes end before the window, a few

@@ -36,7 +36,7 @@ from synthetic.health import Patient
 from synthetic.pupils import Child, Enrolment
 from synthetic.social_care import SHORT_BREAKS, ScPerson, six_years_before
 
-# Statistical category of each code the generator can emit (DOMAIN.md section 1); kept here, apart
+# Statistical category of each code the generator can emit (docs/dfe-rules.md#attendance-codes); kept here, apart
 # from schemas/codes.py, so the ground truth is an independent check of the code table.
 CATEGORY = {
     "/": "present", "\\": "present", "L": "present",
@@ -137,7 +137,7 @@ class Cohort:
 
 
 def cohort(person: ScPerson | None, day: dt.date) -> Cohort:
-    """Cohorts on `day` (DOMAIN.md section 4).
+    """Cohorts on `day` (docs/dfe-rules.md#cohorts).
 
     current_cwsw: an episode of any type (CIN, CPP, CLA) with start <= day and no end or end >= day.
     ever6_cwsw: an episode with start <= day and (no end or end >= the same date six years earlier),

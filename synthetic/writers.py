@@ -1,6 +1,6 @@
-"""Writes the feed files exactly as FEEDS.md lays them out, and the LA configuration folder.
+"""Writes the feed files exactly as docs/layouts.md lays them out, and the LA configuration folder.
 
-Headers are spelled here literally from FEEDS.md (the contract the built-in layouts implement);
+Headers are spelled here literally from docs/layouts.md (the contract the built-in layouts implement);
 tests check them against the layouts. Layout A files are Windows-1252 with CRLF and dd/mm/yyyy
 dates; layout B is UTF-8 with a BOM, ISO dates, Morning/Afternoon and an ISO 8601 Updated At;
 social care and CAMHS extracts are UTF-8 with ISO dates.

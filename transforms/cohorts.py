@@ -1,4 +1,4 @@
-"""Cohorts of children as of a date (DOMAIN.md section 4).
+"""Cohorts of children as of a date (docs/dfe-rules.md#cohorts).
 
 - `current_cwsw`: a child with a social worker — an open CIN, CPP or CLA episode on the date
   (start <= date, and no end or end >= date: an episode ending today is still open today);

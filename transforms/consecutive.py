@@ -1,4 +1,4 @@
-"""Consecutive school days of unauthorised absence (DOMAIN.md section 3).
+"""Consecutive school days of unauthorised absence (docs/dfe-rules.md#consecutive-school-days).
 
 Schools must tell the local authority about a pupil absent 10 consecutive school days with
 unauthorised absence (G, N, O; U only if the LA says so — a U child did arrive). This computes

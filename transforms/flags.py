@@ -1,4 +1,4 @@
-"""Flag rules evaluated on today's registers, and the people each flag goes to (DOMAIN.md section 3).
+"""Flag rules evaluated on today's registers, and the people each flag goes to (docs/dfe-rules.md#missing-marks).
 
 A rule (flag_rules.toml) fires for a child in its cohort who is on roll at a school and, for a
 session of `as_of`'s date ("today"):

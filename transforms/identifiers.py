@@ -1,7 +1,7 @@
 """Format checks of the national identifiers a record may carry: UPN and NHS number.
 
 An identifier that fails its check is never tokenised: a mistyped UPN could equal another
-child's, and a link on it would merge two children (DOMAIN.md section 5). The problems returned
+child's, and a link on it would merge two children (docs/dfe-rules.md#identifiers). The problems returned
 here name what is wrong, never the identifier itself, so they can be logged and stored.
 """
 from __future__ import annotations

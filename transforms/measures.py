@@ -1,4 +1,4 @@
-"""Attendance measures per enrolment and period, by the DfE methodology (DOMAIN.md section 2).
+"""Attendance measures per enrolment and period, by the DfE methodology (docs/dfe-rules.md#measures).
 
 Per enrolment (school, pupil): possible sessions are those whose code is not `not_possible`;
 attendance = present + approved educational activity; absence = authorised + unauthorised;

@@ -1,4 +1,4 @@
-"""Replace identity by keyed tokens and encrypted identity (DESIGN.md, "The data's way").
+"""Replace identity by keyed tokens and encrypted identity (docs/architecture.md#the-datas-way).
 
 After this step no plaintext identity remains in a frame: record ids become `*_ref` tokens, valid
 UPNs and NHS numbers become `upn_token` / `nhs_token`, legal forename + surname + date of birth

@@ -10,7 +10,7 @@ from schemas.config import load_config
 from synthetic import writers
 
 EXPECTED_HEADERS = {
-    # FEEDS.md, spelled out here by hand
+    # docs/layouts.md, spelled out here by hand
     "mis-a": "Adno,UPN,Legal Surname,Legal Forename,DOB,Gender,Reg Group,Date,Session,Mark,Minutes Late",
     "mis-b": "Student ID,UPN,Last Name,First Name,Date of Birth,Sex,Year Group,Registration Form,Session Date,"
              "Session,Attendance Mark,Minutes Late,Updated At",

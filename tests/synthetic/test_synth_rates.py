@@ -1,4 +1,4 @@
-"""Rates on a medium LA (6 schools, 2000 pupils) fall within broad published bounds (DOMAIN.md section 2)."""
+"""Rates on a medium LA (6 schools, 2000 pupils) fall within broad published bounds (docs/dfe-rules.md#published-rates)."""
 from __future__ import annotations
 
 import statistics

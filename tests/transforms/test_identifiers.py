@@ -1,4 +1,4 @@
-"""UPN and NHS number format checks (DOMAIN.md section 5), with hand-computed check characters."""
+"""UPN and NHS number format checks (docs/dfe-rules.md#identifiers), with hand-computed check characters."""
 from stdnum.gb import upn as stdnum_upn
 
 from transforms.identifiers import (

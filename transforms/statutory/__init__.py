@@ -1,4 +1,4 @@
-"""Statutory returns read as social-care feeds (FEEDS.md section 4).
+"""Statutory returns read as social-care feeds (docs/layouts.md#statutory-returns).
 
 Every local authority produces two statutory returns that Tether also reads, so that a child whose
 case-management record is late, incomplete or missing is still known to be (or to have been) a
@@ -13,7 +13,7 @@ memory only: the pseudonymiser turns them into staged tables) plus quarantine en
 return carries names or postcodes; both link to the case-management extract by LA child id, and
 `merge_returns_with_extract` makes a record found in both one record, the extract winning.
 
-Adoption is the privacy-critical fact here (DOMAIN.md sections 5-6): an SSDA903 episode that ended
+Adoption is the privacy-critical fact here (docs/dfe-rules.md#identifiers, #information-sharing): an SSDA903 episode that ended
 `E11`/`E12` (adopted), or a CIN episode closed `RC1` (adopted), makes the child's pre-adoption record
 restricted. `adopted_person_ids` exposes that so the caller can mark persons read from another file.
 

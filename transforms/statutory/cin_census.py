@@ -6,7 +6,7 @@ The DfE file is `Message/Header` + `Message/Children/Child`. Each `Child` has `C
 each child protection plan, a `ChildProtectionPlans` element with `CPPstartDate` and `CPPendDate`.
 Some local exports wrap each plan in `ChildProtectionPlans/CPPdetails`; both are read.
 
-A CIN episode runs from referral to closure and a CPP sits inside it (DOMAIN.md section 4). Episode
+A CIN episode runs from referral to closure and a CPP sits inside it (docs/dfe-rules.md#cohorts). Episode
 ids are deterministic so a re-sent census updates rather than duplicates:
 `cin:<LAchildID>:<referral date>` and `cpp:<LAchildID>:<plan start date>`. They embed the LA child
 id, an identity value: `pseudonymise_episode_ids` must replace it before anything is stored.

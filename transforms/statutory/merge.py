@@ -1,11 +1,11 @@
 """One record per child and per episode across the case-management extract and the returns.
 
-FEEDS.md section 4: a record in both a statutory return and the extract is one record, and the
+docs/layouts.md#statutory-returns: a record in both a statutory return and the extract is one record, and the
 extract wins. Persons match on LA child id (`person_id`); episodes on (person_id, episode_type,
 start_date), since the extract's episode ids are the case-management system's own.
 
 Restriction is the exception to "the extract wins": a child is restricted if the extract says so,
-if a return says so, or if any episode in either ended in adoption (DOMAIN.md section 6). The
+if a return says so, or if any episode in either ended in adoption (docs/dfe-rules.md#information-sharing). The
 adoption is looked for before duplicates are dropped, because the extract's copy of an episode does
 not carry the SSDA903 reason it ended.
 
