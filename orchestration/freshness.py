@@ -1,6 +1,6 @@
 """Is each school's register, and each daily source's extract, in by when it is expected?
 
-Reads what has arrived from the store (registers staged per school; extract dates from the names
+Reads what has arrived from the store (the registers each school has sent, `school_registers`; extract dates from the names
 of landed files) and judges it with transforms/freshness.py against `as_of`.
 """
 from __future__ import annotations
@@ -16,9 +16,10 @@ from transforms.freshness import school_freshness, source_freshness
 
 def schools(store: Store, config: TetherConfig, as_of) -> pd.DataFrame:
     """Per configured school: the latest register staged, and fresh | late | never_sent."""
+    registers = t.school_registers
     with store.engine.connect() as conn:
-        last = dict(conn.execute(select(t.staged_marks.c.laestab, func.max(t.staged_marks.c.session_date))
-                                 .group_by(t.staged_marks.c.laestab)).all())
+        last = dict(conn.execute(select(registers.c.laestab, func.max(registers.c.session_date))
+                                 .group_by(registers.c.laestab)).all())
     last = {k: pd.Timestamp(v).date() for k, v in last.items() if v is not None}
     return school_freshness(config.schools, last, config.calendar, as_of,
                             {sid: s.expected_by for sid, s in config.sources.items() if s.expected_by})

@@ -96,6 +96,16 @@ def _write_staged(ctx: TetherContext, table_name: str, df: pd.DataFrame, *, only
     return ctx.store.upsert(table, df, newer_column=NEWER_COLUMN.get(table_name))
 
 
+def _record_registers(ctx: TetherContext, marks: pd.DataFrame) -> None:
+    """Note which school registers (school, date, session) these marks belong to, so freshness
+    reads a small table instead of scanning every mark."""
+    if marks.empty:
+        return
+    registers = (marks.groupby(["laestab", "session_date", "session"], sort=True)["recorded_at"].max()
+                 .reset_index().rename(columns={"recorded_at": "last_recorded_at"}))
+    ctx.store.upsert(t.school_registers, registers, newer_column="last_recorded_at")
+
+
 def stage_file(ctx: TetherContext, source: Source, entry: dict) -> dict:
     """Read one landed file through its layout (or statutory reader), validate, pseudonymise and
     stage it. Returns the file's reconciliation: rows read = rows staged + superseded + quarantined."""
@@ -140,6 +150,8 @@ def _ingest_landed(ctx: TetherContext, source: Source, entry: dict) -> Callable[
             # A statutory return never overwrites the case-management extract's person (the extract wins).
             _write_staged(ctx, result.table, result.staged,
                           only_new=statutory and result.table == "staged_sc_persons")
+            if result.table == "staged_marks":
+                _record_registers(ctx, result.staged)
             for table_name, extra in result.extra.items():
                 _write_staged(ctx, table_name, extra, only_new=table_name in ("staged_pupils", "staged_sc_persons"))
             ctx.landing.quarantine(source_id=source.source_id, file_id=file_id, file_name=file_name,

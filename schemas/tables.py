@@ -39,6 +39,8 @@ landing_manifest = Table(
     Column("rows_staged", Integer),
     Column("rows_quarantined", Integer),
     Column("rows_superseded", Integer, comment="earlier marks of a session replaced by a later edit in the same file"),
+    Column("contract_checked_at", DateTime(timezone=True),
+           comment="when the staged_contract check last proved this file's staged rows"),
     Column("staged_at", DateTime(timezone=True)),
     Column("error", Text),
     Index("ix_manifest_source_status", "source_id", "status"),
@@ -108,6 +110,16 @@ staged_marks = Table(
            comment="when the school recorded the mark (Updated At, else the extract time)"),
     *_provenance(),
     Index("ix_marks_date", "session_date"),
+)
+
+school_registers = Table(
+    "school_registers", metadata,
+    Column("laestab", String(7), primary_key=True),
+    Column("session_date", Date, primary_key=True),
+    Column("session", String(2), primary_key=True, comment="AM | PM"),
+    Column("last_recorded_at", DateTime(timezone=True), nullable=False,
+           comment="the latest recorded_at of any mark staged for this school and session"),
+    comment="Which registers each school has sent: freshness reads this, never a scan of every mark",
 )
 
 staged_sc_persons = Table(
