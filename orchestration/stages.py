@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from connectors import outbox
+from connectors.attendance import marks_between, session_sums
 from connectors.folder import complete_files
 from connectors.landing import check_file_name
 from schemas import tables as t
@@ -21,13 +22,13 @@ from schemas.config import Source
 from sharing.crypto import decrypt_json
 from sharing.policy import display_name, filter_payload
 from transforms.cohorts import cohorts as derive_cohorts
-from transforms.consecutive import consecutive_unauthorised_days
+from transforms.consecutive import consecutive_runs
 from transforms.flags import address_flags, evaluate_flags
 from transforms.ingest import QuarantinedRow, ingest_file
 from transforms.statutory.ingest import READERS, ingest_return
 from transforms.statutory.merge import staged_social_care
 from transforms.linkage import link_with_conflicts
-from transforms.measures import attendance_measures, term_periods
+from transforms.measures import measures_from_sums, term_periods
 from transforms.record import child_record
 
 from orchestration.remote_sources import land_remote_source
@@ -256,20 +257,39 @@ def build_record(ctx: TetherContext) -> dict:
             "with_open_camhs": int(record["camhs_open"].sum()) if len(record) else 0}
 
 
+RUN_WINDOW_DAYS = 120   # runs are counted back over recent marks; longer ones over the enrolment's history
+
+
+def current_runs(ctx: TetherContext) -> pd.DataFrame:
+    """Each enrolment's current run of consecutive unauthorised school days, from the last
+    RUN_WINDOW_DAYS of marks; an enrolment whose run may go on before them is re-counted over its
+    whole history (few ever are), so the answer is exact without reading a year of marks."""
+    signals, today = ctx.config.signals, ctx.as_of.astimezone(LONDON).date()
+    options = {"unauthorised_marks": tuple(signals.get("consecutive_unauthorised_marks", ("G", "N", "O"))),
+               "count_u": bool(signals.get("count_u_as_unauthorised_run", False))}
+    recent = marks_between(ctx.store, today - dt.timedelta(days=RUN_WINDOW_DAYS), today)
+    runs = consecutive_runs(recent, ctx.config.calendar, as_of=ctx.as_of, **options)
+    unbroken = runs[runs["unbroken"].astype(bool)]
+    if len(unbroken):
+        history = marks_between(ctx.store, None, today, zip(unbroken["laestab"], unbroken["pupil_ref"]))
+        again = consecutive_runs(history, ctx.config.calendar, as_of=ctx.as_of, **options)
+        runs = pd.concat([runs[~runs["unbroken"].astype(bool)], again], ignore_index=True)
+    return runs.drop(columns="unbroken")
+
+
 def compute_measures(ctx: TetherContext) -> dict:
-    """DfE attendance measures per enrolment for the academic year and the current term."""
+    """DfE attendance measures per enrolment for the academic year and the current term, from
+    per-enrolment sums the store computes (a year of marks is never read into memory)."""
     store, cfg = ctx.store, ctx.config
-    marks = store.read(t.staged_marks)
     links = store.read(t.child_links)
     signals = cfg.signals
-    marks_set = tuple(signals.get("consecutive_unauthorised_marks", ("G", "N", "O")))
-    consecutive = consecutive_unauthorised_days(marks, cfg.calendar, as_of=ctx.as_of,
-                                                unauthorised_marks=marks_set,
-                                                count_u=bool(signals.get("count_u_as_unauthorised_run", False)))
+    consecutive = current_runs(ctx)
+    today = ctx.as_of.astimezone(LONDON).date()
     frames = []
     for period, start, end in term_periods(cfg.calendar, ctx.as_of):
-        frames.append(attendance_measures(
-            marks, links, period=period, period_start=start, period_end=end, as_of=ctx.as_of,
+        frames.append(measures_from_sums(
+            session_sums(store, start, min(end, today)), links, period=period, period_start=start,
+            period_end=end, as_of=ctx.as_of,
             pa_threshold=float(signals.get("persistent_absence_threshold", 0.10)),
             sa_threshold=float(signals.get("severe_absence_threshold", 0.50)),
             consecutive=consecutive))

@@ -52,9 +52,18 @@ def consecutive_unauthorised_days(marks: pd.DataFrame, calendar: SchoolCalendar,
                                   count_u: bool = False) -> pd.DataFrame:
     """Per enrolment with marks up to `as_of`: the current run of consecutive unauthorised school
     days and the day it started (None when there is no run). Rules in the module docstring."""
+    return consecutive_runs(marks, calendar, as_of=as_of, unauthorised_marks=unauthorised_marks,
+                            count_u=count_u)[RUN_COLUMNS]
+
+
+def consecutive_runs(marks: pd.DataFrame, calendar: SchoolCalendar, *, as_of: dt.datetime,
+                     unauthorised_marks=("G", "N", "O"), count_u: bool = False) -> pd.DataFrame:
+    """`consecutive_unauthorised_days` with one more column, `unbroken`: True when counting back
+    reached the enrolment's earliest mark without a break. Given only recent marks, those are the
+    enrolments whose run may go on before them (the caller re-counts them with their history)."""
     run_marks = (set(unauthorised_marks) - {"U"}) | ({"U"} if count_u else set())
     if marks.empty:
-        return pd.DataFrame(columns=RUN_COLUMNS)
+        return pd.DataFrame(columns=RUN_COLUMNS + ["unbroken"])
     last_day = as_of_date(as_of)
     marks = marks[between(marks["session_date"], None, last_day)]
     marks = latest_marks(marks.assign(_day=dates(marks["session_date"])))
@@ -76,7 +85,7 @@ def consecutive_unauthorised_days(marks: pd.DataFrame, calendar: SchoolCalendar,
     rows = []
     for (laestab, pupil), days in sorted(by_day.items()):
         marked_school_days = [d for d in days if is_school_day(laestab, d)]
-        run, run_start = 0, None
+        run, run_start, unbroken = 0, None, True
         if marked_school_days:
             latest, earliest = max(marked_school_days), min(days)
             day = latest
@@ -86,10 +95,11 @@ def consecutive_unauthorised_days(marks: pd.DataFrame, calendar: SchoolCalendar,
                     if verdict == _INCOMPLETE and day != latest:
                         verdict = _BREAK
                     if verdict == _BREAK:
+                        unbroken = False
                         break
                     if verdict == _COUNTS:
                         run, run_start = run + 1, day
                 day -= _ONE_DAY
         rows.append({"laestab": laestab, "pupil_ref": pupil,
-                     "consecutive_unauthorised_days": run, "run_start": run_start})
-    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+                     "consecutive_unauthorised_days": run, "run_start": run_start, "unbroken": unbroken})
+    return pd.DataFrame(rows, columns=RUN_COLUMNS + ["unbroken"])

@@ -60,6 +60,29 @@ def latest_marks(marks: pd.DataFrame) -> pd.DataFrame:
     return marks.drop_duplicates(keys, keep="last")
 
 
+SUM_COLUMNS = ["laestab", "pupil_ref", "possible_sessions", "present_sessions", "aea_sessions",
+               "authorised_sessions", "unauthorised_sessions", "suspension_sessions", "part_time_sessions"]
+
+
+def session_sums(marks: pd.DataFrame) -> pd.DataFrame:
+    """Per enrolment (school, pupil): sessions by statistical category, suspensions (`E`) and
+    part-time timetable sessions (`C2`). The store computes the same sums in SQL
+    (`connectors.attendance.session_sums`) so a year of marks is never held in memory."""
+    if marks.empty:
+        return pd.DataFrame(columns=SUM_COLUMNS)
+    counted = pd.DataFrame({
+        "laestab": marks["laestab"], "pupil_ref": marks["pupil_ref"],
+        "possible_sessions": marks["category"] != "not_possible",
+        "present_sessions": marks["category"] == "present",
+        "aea_sessions": marks["category"] == "aea",
+        "authorised_sessions": marks["category"] == "authorised",
+        "unauthorised_sessions": marks["category"] == "unauthorised",
+        "suspension_sessions": marks["mark"] == SUSPENSION_MARK,
+        "part_time_sessions": marks["mark"] == PART_TIME_MARK,
+    })
+    return counted.groupby(["laestab", "pupil_ref"], sort=True).sum().astype(int).reset_index()[SUM_COLUMNS]
+
+
 def attendance_measures(marks: pd.DataFrame, links: pd.DataFrame, *, period: str,
                         period_start: dt.date, period_end: dt.date, as_of: dt.datetime,
                         pa_threshold: float = 0.10, sa_threshold: float = 0.50,
@@ -71,35 +94,25 @@ def attendance_measures(marks: pd.DataFrame, links: pd.DataFrame, *, period: str
     `consecutive_unauthorised_days`) supplies the current run; enrolments without one get 0.
     `child_key` comes from the school links (None while unlinked).
     """
+    if marks.empty:
+        return pd.DataFrame(columns=MEASURE_COLUMNS)
     last_day = min(period_end, as_of_date(as_of))
-    if marks.empty:
-        return pd.DataFrame(columns=MEASURE_COLUMNS)
     marks = latest_marks(marks[between(marks["session_date"], period_start, last_day)])
-    if marks.empty:
-        return pd.DataFrame(columns=MEASURE_COLUMNS)
+    return measures_from_sums(session_sums(marks), links, period=period, period_start=period_start,
+                              period_end=period_end, as_of=as_of, pa_threshold=pa_threshold,
+                              sa_threshold=sa_threshold, consecutive=consecutive)
 
-    counted = marks.assign(
-        _possible=marks["category"] != "not_possible",
-        _present=marks["category"] == "present",
-        _aea=marks["category"] == "aea",
-        _auth=marks["category"] == "authorised",
-        _unauth=marks["category"] == "unauthorised",
-        _susp=marks["mark"] == SUSPENSION_MARK,
-        _part=marks["mark"] == PART_TIME_MARK,
-    )
-    sums = counted.groupby(["laestab", "pupil_ref"], sort=True)[
-        ["_possible", "_present", "_aea", "_auth", "_unauth", "_susp", "_part"]].sum().reset_index()
-    out = pd.DataFrame({
-        "laestab": sums["laestab"], "pupil_ref": sums["pupil_ref"], "period": period,
-        "period_start": period_start, "period_end": period_end,
-        "possible_sessions": sums["_possible"].astype(int),
-        "present_sessions": sums["_present"].astype(int),
-        "aea_sessions": sums["_aea"].astype(int),
-        "authorised_sessions": sums["_auth"].astype(int),
-        "unauthorised_sessions": sums["_unauth"].astype(int),
-        "suspension_sessions": sums["_susp"].astype(int),
-        "part_time_sessions": sums["_part"].astype(int),
-    })
+
+def measures_from_sums(sums: pd.DataFrame, links: pd.DataFrame, *, period: str, period_start: dt.date,
+                       period_end: dt.date, as_of: dt.datetime, pa_threshold: float = 0.10,
+                       sa_threshold: float = 0.50, consecutive: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The attendance_measures rows of one period from its per-enrolment `session_sums`."""
+    if sums.empty:
+        return pd.DataFrame(columns=MEASURE_COLUMNS)
+    out = sums.sort_values(["laestab", "pupil_ref"], ignore_index=True).assign(
+        period=period, period_start=period_start, period_end=period_end)
+    for column in SUM_COLUMNS[2:]:
+        out[column] = out[column].astype(int)
     absent = out["authorised_sessions"] + out["unauthorised_sessions"]
     attended = out["present_sessions"] + out["aea_sessions"]
     possible = out["possible_sessions"]
