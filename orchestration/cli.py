@@ -1,4 +1,18 @@
-"""The `tether` command line: synth, demo, run, status, keys, audit, dev."""
+"""The `tether` command line: synth, demo, run, status, keys, audit, dev.
+
+Exit status (the same for every subcommand, so cron and monitoring can rely on it):
+
+    0  all well
+    1  attention needed: `tether status` found a school or source late or never sent, a file
+       failed, rows quarantined or an asset check failed; or a run had failed steps
+    2  usage or configuration error: a wrong option, a missing TETHER_* variable, a configuration
+       file that cannot be used, `tether demo --dir` pointing at a folder it did not create
+    3  a failure the operator must fix before the next run: the store unreachable, a key missing
+       or unreadable, a source's connection refused (SFTP, ODBC)
+
+Errors are one line, `tether: <what happened>; <what to do>`, without a traceback; set
+TETHER_DEBUG=1 to see the traceback as well.
+"""
 from __future__ import annotations
 
 import argparse
@@ -11,18 +25,45 @@ import time
 from pathlib import Path
 
 DEMO_AS_OF = "2026-11-30T09:45"
+DEMO_MARKER = ".tether-demo"
+
+EXIT_OK = 0
+EXIT_ATTENTION = 1
+EXIT_USAGE = 2
+EXIT_FAILURE = 3
+
+EXIT_CODES_HELP = """exit status:
+  0  all well
+  1  attention needed (status: a school or source late, a file failed, rows quarantined,
+     a check failed; run: a step failed)
+  2  usage or configuration error
+  3  a failure the operator must fix (store unreachable, key missing, source connection refused)
+
+Errors are one line without a traceback; TETHER_DEBUG=1 shows the traceback."""
+
+
+class UsageError(ValueError):
+    """A command that cannot be carried out as asked; the message says what to do instead."""
 
 
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("tether")
+    except PackageNotFoundError:
+        return "unknown (not installed; run `make install`)"
+
+
 def _context():
     from orchestration.resources import TetherContext
     missing = [v for v in ("TETHER_DATABASE_URL", "TETHER_CONFIG_DIR", "TETHER_DATA_DIR") if not os.environ.get(v)]
     if missing:
-        sys.exit(f"tether: set {', '.join(missing)} (see README: Operating Tether); "
-                 f"`tether demo` sets them up for a synthetic LA")
+        raise UsageError(f"set {', '.join(missing)} (see README: Operating Tether); "
+                          f"`tether demo` sets them up for a synthetic LA")
     return TetherContext(os.environ["TETHER_DATABASE_URL"], os.environ["TETHER_CONFIG_DIR"],
                          os.environ["TETHER_DATA_DIR"], os.environ.get("TETHER_AS_OF"))
 
@@ -40,70 +81,106 @@ def demo_environment(root: Path, as_of: str) -> dict[str, str]:
     return env
 
 
-def cmd_synth(args) -> int:
-    from synthetic.generate import generate_la
+def prepare_demo_dir(root: Path) -> None:
+    """Make `root` an empty demo folder, marked as made by the demo.
+
+    A folder the demo made before (it holds the marker) is replaced; an empty folder is used; any
+    other existing path is refused, so a mistyped --dir never deletes someone's files."""
+    if root.exists() or root.is_symlink():
+        if not root.is_dir() or root.is_symlink():
+            raise UsageError(f"--dir {root} exists and is not a folder; choose another --dir")
+        if (root / DEMO_MARKER).is_file():
+            shutil.rmtree(root)
+        elif any(root.iterdir()):
+            raise UsageError(f"--dir {root} exists and was not made by `tether demo` (no {DEMO_MARKER} "
+                             f"file in it); refusing to delete it: choose another --dir, or remove it yourself")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / DEMO_MARKER).write_text("made by `tether demo`; `tether demo` replaces this folder when run again\n")
+
+
+def _generate(out: Path, args):
+    from orchestration.progress import Phases
     from orchestration.resources import parse_as_of
+    from synthetic.generate import generate_la
+    with Phases("synth") as phases:
+        return generate_la(out, seed=args.seed, n_schools=args.schools, n_pupils=args.pupils,
+                           as_of=parse_as_of(args.as_of), progress=phases)
+
+
+def _run_exit_code(results) -> int:
+    from orchestration.runner import step_failures
+    failures = [f for r in results for f in step_failures(r)]
+    if any(f.operator_must_fix for f in failures):
+        _say(f"tether: {len(failures)} step(s) failed on a key, the store or a source connection "
+             f"(causes above); fix that and run again")
+        return EXIT_FAILURE
+    if not all(r.success for r in results):
+        _say("tether: some steps or blocking checks failed (causes above); see the Dagster UI (make dev)")
+        return EXIT_ATTENTION
+    return EXIT_OK
+
+
+def cmd_synth(args) -> int:
     t0 = time.monotonic()
-    report = generate_la(Path(args.out), seed=args.seed, n_schools=args.schools, n_pupils=args.pupils,
-                         as_of=parse_as_of(args.as_of), progress=lambda m: _say(f"  synth: {m}"))
+    report = _generate(Path(args.out), args)
     _say(f"synthetic LA written to {args.out} in {time.monotonic() - t0:.1f}s")
     print("\n".join(report.summary()))
-    return 0
+    return EXIT_OK
 
 
 def cmd_demo(args) -> int:
-    from synthetic.generate import generate_la
-    from orchestration.resources import parse_as_of
-    from orchestration.runner import run_job
+    from orchestration.runner import latest_check_failures, run_jobs
     from orchestration.summary import collect, render
 
     root = Path(args.dir)
-    if root.exists():
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
+    prepare_demo_dir(root)
     t0 = time.monotonic()
     _say(f"1/3 generating a synthetic LA ({args.schools} schools, {args.pupils} pupils, as of {args.as_of}) in {root}")
-    generate_la(root / "la", seed=args.seed, n_schools=args.schools, n_pupils=args.pupils,
-                as_of=parse_as_of(args.as_of), progress=lambda m: _say(f"  {m}"))
+    _generate(root / "la", args)
     env = demo_environment(root, args.as_of)
     os.environ.update(env)
     _say(f"2/3 running every asset through Dagster (store: {env['TETHER_DATABASE_URL']})")
-    result = run_job("full_refresh")
+    results = run_jobs("full_refresh")
     ctx = _context()
     _say(f"3/3 summarising ({time.monotonic() - t0:.0f}s so far)\n")
-    print(render(collect(ctx.store, ctx.config, ctx.as_of)))
+    print(render(collect(ctx.store, ctx.config, ctx.as_of, latest_check_failures(ctx.config))))
     env_file = root / "tether.env"
     env_file.write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
     print(f"\nThe demo deployment's environment is in {env_file} (`source` it to use `tether status` or `make dev`).")
-    if not result.success:
-        _say("tether demo: some steps or blocking checks failed; see above and the Dagster UI (make dev)")
-        return 1
-    return 0
+    return _run_exit_code(results)
 
 
 def cmd_run(args) -> int:
-    from orchestration.runner import run_job
-    from orchestration.summary import collect, render
-    _context()
-    result = run_job(args.job)
     ctx = _context()
-    print(render(collect(ctx.store, ctx.config, ctx.as_of)))
-    return 0 if result.success else 1
+    ctx.keys                      # a missing or unreadable key stops here, before any step runs
+    from orchestration.runner import latest_check_failures, run_jobs
+    from orchestration.summary import collect, render
+    results = run_jobs(args.job)
+    ctx = _context()
+    print(render(collect(ctx.store, ctx.config, ctx.as_of, latest_check_failures(ctx.config))))
+    return _run_exit_code(results)
 
 
 def cmd_status(args) -> int:
-    from orchestration.summary import collect, render
+    from orchestration.runner import latest_check_failures
+    from orchestration.summary import collect, render, render_attention
     ctx = _context()
-    s = collect(ctx.store, ctx.config, ctx.as_of)
-    print(json.dumps(s, default=str, indent=2) if args.json else render(s))
-    return 0
+    s = collect(ctx.store, ctx.config, ctx.as_of, latest_check_failures(ctx.config))
+    if args.json:
+        print(json.dumps(s, default=str, indent=2))
+    elif args.quiet:
+        if s["attention"]:
+            print("\n".join(render_attention(s)))
+    else:
+        print(render(s))
+    return EXIT_ATTENTION if s["attention"] else EXIT_OK
 
 
 def cmd_keys(args) -> int:
     from sharing.keys import write_new_keys
     for k, v in write_new_keys(Path(args.dir)).items():
         print(f"export {k}={v}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_audit_verify(args) -> int:
@@ -116,16 +193,15 @@ def cmd_audit_verify(args) -> int:
         print(f"audit log NOT intact: {len(problems)} problem(s)")
         for p in problems[:50]:
             print(f"  {p}")
-        return 1
+        return EXIT_ATTENTION
     print(f"audit log intact: {len(entries)} entries, hash chain verified")
-    return 0
+    return EXIT_OK
 
 
 def cmd_dev(args) -> int:
     env_file = Path(args.dir) / "tether.env"
     if not env_file.exists():
-        _say(f"no demo deployment at {args.dir}: run `make demo` first (or set the TETHER_* variables)")
-        return 1
+        raise UsageError(f"no demo deployment at {args.dir}: run `make demo` first (or set the TETHER_* variables)")
     for line in env_file.read_text().splitlines():
         k, _, v = line.removeprefix("export ").partition("=")
         os.environ.setdefault(k, v)
@@ -134,44 +210,132 @@ def cmd_dev(args) -> int:
     os.execv(dagster, [dagster, "dev", "-m", "orchestration.definitions", "-h", "127.0.0.1", "-p", str(args.port)])
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="tether", description="Tether: multi-agency attendance data layer")
-    sub = p.add_subparsers(dest="command", required=True)
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the exit-status table as written and shows each option's default (not a flag's)."""
 
-    s = sub.add_parser("synth", help="write a synthetic local authority (feeds, config, ground truth)")
-    s.add_argument("out")
-    d = sub.add_parser("demo", help="generate a synthetic LA, run every asset, print the summary")
-    d.add_argument("--dir", default="var/demo")
+    def _get_help_string(self, action):
+        if action.default in (None, False) or isinstance(action, argparse._VersionAction):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `tether` argument parser: every subcommand and option carries its help."""
+    p = argparse.ArgumentParser(prog="tether", description="Tether: multi-agency attendance data layer",
+                                epilog=EXIT_CODES_HELP, formatter_class=_Formatter)
+    p.add_argument("--version", action="version", version=f"tether {_version()}",
+                   help="print Tether's version and exit")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           help="what to do (`tether COMMAND --help` for its options)")
+
+    def command(subparsers, name: str, help_text: str, func) -> argparse.ArgumentParser:
+        q = subparsers.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".",
+                                  epilog=EXIT_CODES_HELP, formatter_class=_Formatter)
+        if func is not None:
+            q.set_defaults(func=func)
+        return q
+
+    s = command(sub, "synth", "write a synthetic local authority (feeds, config, ground truth)", cmd_synth)
+    s.add_argument("out", help="folder to write the synthetic LA into (created; generated folders replaced)")
+    d = command(sub, "demo", "generate a synthetic LA, run every asset, print the summary", cmd_demo)
+    d.add_argument("--dir", default="var/demo",
+                   help=f"the demo deployment's folder; replaced if an earlier demo made it (it holds "
+                        f"{DEMO_MARKER}), refused if it holds anything else")
     for q in (s, d):
-        q.add_argument("--seed", type=int, default=1)
-        q.add_argument("--schools", type=int, default=12)
-        q.add_argument("--pupils", type=int, default=6000)
-        q.add_argument("--as-of", default=DEMO_AS_OF, help="reference time, Europe/London (default %(default)s)")
-    s.set_defaults(func=cmd_synth)
-    d.set_defaults(func=cmd_demo)
+        q.add_argument("--seed", type=int, default=1, help="random seed: the same seed writes the same LA")
+        q.add_argument("--schools", type=int, default=12, help="number of schools")
+        q.add_argument("--pupils", type=int, default=6000, help="number of pupils across all schools")
+        q.add_argument("--as-of", default=DEMO_AS_OF, help="reference time, Europe/London")
 
-    r = sub.add_parser("run", help="run a job in-process against the configured deployment")
-    r.add_argument("--job", default="full_refresh")
-    r.set_defaults(func=cmd_run)
-    st = sub.add_parser("status", help="operator summary: feeds, quarantine, freshness, cohorts, flags")
-    st.add_argument("--json", action="store_true")
-    st.set_defaults(func=cmd_status)
-    k = sub.add_parser("keys", help="key management")
-    ksub = k.add_subparsers(dest="keys_command", required=True)
-    ki = ksub.add_parser("init", help="create a token key and an identity key as files")
-    ki.add_argument("dir")
-    ki.set_defaults(func=cmd_keys)
-    a = sub.add_parser("audit", help="the disclosure audit log")
-    asub = a.add_subparsers(dest="audit_command", required=True)
-    av = asub.add_parser("verify", help="verify the audit log's hash chain")
-    av.set_defaults(func=cmd_audit_verify)
-    dv = sub.add_parser("dev", help="dagster dev on the demo deployment")
-    dv.add_argument("--dir", default="var/demo")
-    dv.add_argument("--port", type=int, default=3000)
-    dv.set_defaults(func=cmd_dev)
+    r = command(sub, "run", "run a job in-process against the configured deployment", cmd_run)
+    r.add_argument("--job", default="full_refresh",
+                   help="the Dagster job: full_refresh, record_refresh or ingest_<source>")
+    st = command(sub, "status", "operator summary: feeds, quarantine, freshness, cohorts, flags; "
+                                "exit status 1 when something needs attention", cmd_status)
+    out = st.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true",
+                     help="print the summary as JSON (with an `attention` list) instead of text")
+    out.add_argument("--quiet", "-q", action="store_true",
+                     help="print only what needs attention (nothing when all is well), e.g. for cron mail")
 
-    args = p.parse_args(argv)
-    return args.func(args)
+    k = command(sub, "keys", "key management", None)
+    ksub = k.add_subparsers(dest="keys_command", required=True, metavar="KEYS_COMMAND",
+                            help="what to do with keys")
+    ki = command(ksub, "init", "create a token key and an identity key as files", cmd_keys)
+    ki.add_argument("dir", help="folder for the key files (mode 0600); existing key files are kept")
+    a = command(sub, "audit", "the disclosure audit log", None)
+    asub = a.add_subparsers(dest="audit_command", required=True, metavar="AUDIT_COMMAND",
+                            help="what to do with the audit log")
+    command(asub, "verify", "verify the audit log's hash chain", cmd_audit_verify)
+    dv = command(sub, "dev", "dagster dev (the Dagster UI) on the demo deployment", cmd_dev)
+    dv.add_argument("--dir", default="var/demo", help="the demo deployment's folder (made by `tether demo`)")
+    dv.add_argument("--port", type=int, default=3000, help="port of the Dagster UI on 127.0.0.1")
+    return p
+
+
+def _operator_error(exc: BaseException) -> tuple[int, str] | None:
+    """The exit status and one line for an error the operator can act on; None for anything else."""
+    from sqlalchemy import exc as sa
+    from sqlalchemy.engine import make_url
+
+    from connectors.odbc import OdbcSourceError
+    from orchestration.runner import UnknownJob
+    from connectors.sftp import HostKeyError, SftpSourceError
+    from schemas.config import ConfigError
+    from schemas.errors import TetherError
+    from sharing.keys import KeyError_
+    from sharing.scrub import scrub_text
+
+    def first_line(value: object) -> str:
+        lines = str(value).strip().splitlines()
+        return scrub_text(lines[0] if lines else type(value).__name__)
+
+    if isinstance(exc, (UsageError, UnknownJob)):
+        return EXIT_USAGE, first_line(exc)
+    if isinstance(exc, ConfigError):
+        return EXIT_USAGE, f"{first_line(exc)}; fix the configuration and run again"
+    if isinstance(exc, KeyError_):
+        return EXIT_FAILURE, (f"{first_line(exc)}; the keys are TETHER_TOKEN_KEY[_FILE] and "
+                              f"TETHER_IDENTITY_KEY[_FILE] (README: Environment)")
+    if isinstance(exc, OdbcSourceError):
+        return EXIT_FAILURE, f"{first_line(exc)}; fix the ODBC source and run again"
+    if isinstance(exc, (SftpSourceError, HostKeyError)):
+        return EXIT_FAILURE, f"{first_line(exc)}; fix the SFTP source and run again"
+    if isinstance(exc, sa.ArgumentError):
+        return EXIT_USAGE, (f"TETHER_DATABASE_URL cannot be used ({first_line(exc)}); set it to "
+                            f"postgresql+psycopg2://... or sqlite:///PATH")
+    if isinstance(exc, (sa.OperationalError, sa.DBAPIError)):
+        url = os.environ.get("TETHER_DATABASE_URL", "")
+        try:
+            where = make_url(url).render_as_string(hide_password=True) if url else "(TETHER_DATABASE_URL unset)"
+        except sa.ArgumentError:
+            where = "(TETHER_DATABASE_URL unreadable)"
+        cause = first_line(exc.orig if exc.orig is not None else exc)
+        return EXIT_FAILURE, (f"the store at {where} could not be used ({type(exc).__name__}: {cause}); "
+                              f"check TETHER_DATABASE_URL and that the database is running, then run again")
+    if isinstance(exc, TetherError):
+        return EXIT_FAILURE, first_line(exc)
+    if isinstance(exc, OSError) and exc.filename:
+        return EXIT_FAILURE, f"{exc.strerror or type(exc).__name__}: {exc.filename}; check the path and its permissions"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        _say("tether: interrupted")
+        return 130
+    except Exception as exc:
+        if os.environ.get("TETHER_DEBUG") == "1":
+            raise
+        known = _operator_error(exc)
+        if known is None:
+            raise
+        code, line = known
+        _say(f"tether: {line}")
+        return code
 
 
 if __name__ == "__main__":

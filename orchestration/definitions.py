@@ -1,7 +1,9 @@
 """The Dagster code location: `dagster dev -m orchestration.definitions`.
 
 Sources, sensors and checks are generated from the LA's configuration folder
-(`TETHER_CONFIG_DIR`); nothing connects while the definitions load.
+(`TETHER_CONFIG_DIR`); nothing connects while the definitions load. The sensors and the
+nightly schedule are on by default whenever the Dagster daemon runs (see orchestration/sensors.py
+for what each does and how to stop one).
 """
 from __future__ import annotations
 

@@ -1,8 +1,17 @@
-"""Sensors, one per source endpoint, and the nightly schedule.
+"""Sensors, one per source endpoint, and the nightly schedule — all on by default.
 
 A folder sensor notices complete new or changed files and asks for one run of that source's
 ingest job; its cursor remembers what it has asked for (name, size, mtime) and each request
 carries a run key, so a file never starts two runs.
+
+Every sensor and the schedule start RUNNING (`default_status`) as soon as the Dagster daemon runs
+(`make dev`, or `dagster-daemon run` in production); nothing runs while only `tether run` is used.
+All are safe to leave on: a tick only lists a folder or an SFTP directory, or asks an ODBC
+database for two aggregates, and each request carries a run key, so nothing runs twice. An
+operator who wants one off stops it in the Dagster UI (Automation), or with
+`dagster sensor stop -m orchestration.definitions watch_<source>` /
+`dagster schedule stop -m orchestration.definitions nightly_full_refresh`; a stopped state is
+kept by the instance and wins over the default.
 """
 from __future__ import annotations
 
@@ -27,9 +36,17 @@ def ingest_job(source: Source) -> dg.UnresolvedAssetJobDefinition:
                                description=f"Land and stage {source.source_id}, then refresh everything downstream.")
 
 
+FOLDER_INTERVAL = 60
+NIGHTLY_CRON = "0 2 * * *"
+
+
 def folder_sensor(source: Source, job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
-    @dg.sensor(name=f"watch_{source.source_id}", job=job, minimum_interval_seconds=60,
-               description=f"Watches the landing folder of {source.source_id} for complete new files.")
+    @dg.sensor(name=f"watch_{source.source_id}", job=job, minimum_interval_seconds=FOLDER_INTERVAL,
+               default_status=dg.DefaultSensorStatus.RUNNING,
+               description=(f"Every {FOLDER_INTERVAL} s: lists the landing folder of {source.source_id} and asks "
+                            f"for one ingest run when complete new or changed files are there. On by "
+                            f"default; safe to leave on (it only lists the folder; a file never starts "
+                            f"two runs)."))
     def watch(context: dg.SensorEvaluationContext, tether: TetherResource):
         ctx = tether.ctx
         folder = ctx.source_folder(source.options.get("path", source.source_id))
@@ -53,8 +70,11 @@ def folder_sensor(source: Source, job: dg.UnresolvedAssetJobDefinition) -> dg.Se
 
 def nightly_schedule(job) -> dg.ScheduleDefinition:
     return dg.ScheduleDefinition(
-        name="nightly_full_refresh", job=job, cron_schedule="0 2 * * *", execution_timezone="Europe/London",
-        description="Every night: land and stage every source, then rebuild the record, signals and cohorts.")
+        name="nightly_full_refresh", job=job, cron_schedule=NIGHTLY_CRON, execution_timezone="Europe/London",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=("Every night at 02:00 Europe/London: land and stage every source, then rebuild the "
+                     "record, signals, cohorts, flags and outbox (the full_refresh job). On by default; "
+                     "safe to leave on (a run lands only what is new and rebuilds the rest)."))
 
 
 def sftp_sensor(source: Source, job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
@@ -67,7 +87,11 @@ def sftp_sensor(source: Source, job: dg.UnresolvedAssetJobDefinition) -> dg.Sens
     interval = int(source.options.get("poll_seconds", 60))
 
     @dg.sensor(name=f"watch_{source.source_id}", job=job, minimum_interval_seconds=interval,
-               description=f"Lists {source.source_id} (SFTP) for complete files not yet landed.")
+               default_status=dg.DefaultSensorStatus.RUNNING,
+               description=(f"Every {interval} s (poll_seconds): lists the SFTP directory of "
+                            f"{source.source_id} (no download) and asks for an ingest run when a "
+                            f"complete file is not yet landed. On by default; safe to leave on once "
+                            f"the source's host, key and known_hosts are configured (a tick only lists)."))
     def watch(context: dg.SensorEvaluationContext, tether: TetherResource):
         ctx = tether.ctx
         endpoint = sftp_endpoint(source)
@@ -93,7 +117,12 @@ def odbc_sensor(source: Source, job: dg.UnresolvedAssetJobDefinition) -> dg.Sens
     interval = int(source.options.get("poll_seconds", 120))
 
     @dg.sensor(name=f"watch_{source.source_id}", job=job, minimum_interval_seconds=interval,
-               description=f"Polls {source.source_id} (ODBC) for new or corrected rows.")
+               default_status=dg.DefaultSensorStatus.RUNNING,
+               description=(f"Every {interval} s (poll_seconds): asks the MIS database of "
+                            f"{source.source_id} (ODBC) for its highest watermarks, one aggregate "
+                            f"query per relation, and asks for an ingest run when rows are new or "
+                            f"corrected. On by default; safe to leave on once the connection is "
+                            f"configured (it reads no rows)."))
     def watch(context: dg.SensorEvaluationContext, tether: TetherResource):
         ctx = tether.ctx
         odbc = OdbcSource.from_source_options(source.source_id, source.options, os.environ)
@@ -122,7 +151,10 @@ def record_after_source_failure(full_refresh, record_refresh) -> dg.SensorDefini
     from orchestration.runner import sources_failed_alone
 
     @dg.run_failure_sensor(name="record_after_source_failure", monitored_jobs=[full_refresh],
-                           request_job=record_refresh, default_status=dg.DefaultSensorStatus.RUNNING)
+                           request_job=record_refresh, default_status=dg.DefaultSensorStatus.RUNNING,
+                           description=("When full_refresh fails only in sources' landing or staging, "
+                                        "runs record_refresh so the other sources' flags still go out. "
+                                        "On by default; safe to leave on (one run per failed run)."))
     def record_after_failure(context: dg.RunFailureSensorContext):
         if sources_failed_alone(context):
             return dg.RunRequest(run_key=f"after-{context.dagster_run.run_id}")

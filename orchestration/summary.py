@@ -12,7 +12,9 @@ from schemas.config import TetherConfig
 from orchestration import freshness
 
 
-def collect(store: Store, config: TetherConfig, as_of) -> dict:
+def collect(store: Store, config: TetherConfig, as_of, failed_checks: list[dict] | None = None) -> dict:
+    """The summary's figures; `failed_checks` are the asset checks whose latest evaluation failed
+    (runner.latest_check_failures), None when no Dagster instance was read."""
     manifest = store.read(t.landing_manifest)
     feeds = []
     if len(manifest):
@@ -42,7 +44,7 @@ def collect(store: Store, config: TetherConfig, as_of) -> dict:
     out = store.read(t.outbox, columns=["recipient_kind", "status"])
     fresh = freshness.schools(store, config, as_of)
     daily = freshness.sources(store, config, as_of)
-    return {
+    summary = {
         "as_of": as_of.isoformat(),
         "feeds": feeds,
         "quarantine_reasons": reasons,
@@ -60,7 +62,41 @@ def collect(store: Store, config: TetherConfig, as_of) -> dict:
         "schools_not_fresh": fresh[fresh["status"] != "fresh"].to_dict("records"),
         "sources_not_fresh": daily[daily["status"] != "fresh"].to_dict("records"),
         "schools": len(fresh),
+        "failed_checks": failed_checks or [],
+        "checks_read": failed_checks is not None,
     }
+    summary["attention"] = attention(summary)
+    return summary
+
+
+def attention(s: dict) -> list[dict]:
+    """What an operator must look at, one entry each: a school or source late or never sent, a
+    file failed, rows quarantined, an asset check failed. `tether status` exits 1 when any."""
+    out = []
+    for r in s["schools_not_fresh"]:
+        out.append({"kind": f"school_{r['status']}", "subject": r["laestab"],
+                    "message": f"school {r['laestab']} {r['name']}: register {r['status'].replace('_', ' ')} "
+                               f"(expected the {r['expected_date']} register by {r['expected_by']}, "
+                               f"last {r['last_register_date'] or 'never'})"})
+    for r in s["sources_not_fresh"]:
+        out.append({"kind": f"source_{r['status']}", "subject": r["source_id"],
+                    "message": f"source {r['source_id']}: extract {r['status'].replace('_', ' ')} "
+                               f"(expected the {r['expected_date']} extract by {r['expected_by']}, "
+                               f"last {r['last_extract_date'] or 'never'})"})
+    for f in s["feeds"]:
+        if f["failed"]:
+            out.append({"kind": "files_failed", "subject": f["source"],
+                        "message": f"source {f['source']}: {f['failed']} file(s) failed (layout {f['layout']}); "
+                                   f"see landing_manifest.error"})
+        if f["rows_quarantined"]:
+            out.append({"kind": "rows_quarantined", "subject": f["source"],
+                        "message": f"source {f['source']}: {f['rows_quarantined']} row(s) quarantined "
+                                   f"(layout {f['layout']}); see the quarantine table"})
+    for c in s["failed_checks"]:
+        out.append({"kind": "check_failed", "subject": f"{c['asset']}:{c['check']}",
+                    "message": f"check {c['check']} on {c['asset']} {c['outcome']} ({c['severity']}) "
+                               f"in run {c['run_id']}"})
+    return out
 
 
 def _pa_sa(year: pd.DataFrame) -> dict:
@@ -105,4 +141,15 @@ def render(s: dict) -> str:
     for r in s["sources_not_fresh"]:
         lines.append(f"  LATE  source {r['source_id']}: expected the {r['expected_date']} extract by "
                      f"{r['expected_by']}, last extract {r['last_extract_date'] or 'never'}")
+    lines.append("")
+    lines.extend(render_attention(s))
     return "\n".join(lines)
+
+
+def render_attention(s: dict) -> list[str]:
+    """The closing lines of the summary: what needs attention (the reason for exit status 1)."""
+    items = s.get("attention") or []
+    checks = "" if s.get("checks_read", True) else " (asset checks not read: no Dagster instance at $DAGSTER_HOME)"
+    if not items:
+        return [f"Needs attention: nothing{checks}"]
+    return [f"Needs attention ({len(items)}){checks}:"] + [f"  ATTENTION  {a['message']}" for a in items]

@@ -94,6 +94,19 @@ def test_schedule_and_sensor_per_source(tmp_path):
     assert defs.resolve_job_def("full_refresh")
 
 
+def test_automation_is_on_by_default_and_says_what_it_does(tmp_path):
+    defs = _defs(tmp_path)
+    schedule = defs.resolve_schedule_def("nightly_full_refresh")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert "02:00" in schedule.description and "safe to leave on" in schedule.description
+    names = [f"watch_{sid}" for sid in ("school_mis_a", "social_care", "camhs")] + ["record_after_source_failure"]
+    for name in names:
+        sensor = defs.resolve_sensor_def(name)
+        assert sensor.default_status == dg.DefaultSensorStatus.RUNNING, name
+        assert "On by default" in sensor.description and "safe to leave on" in sensor.description, name
+    assert "Every 60 s" in defs.resolve_sensor_def("watch_camhs").description
+
+
 def test_assets_have_docstrings_for_the_ui(tmp_path):
     defs = _defs(tmp_path)
     graph = defs.resolve_asset_graph()

@@ -54,3 +54,44 @@ def test_missing_folder_is_a_skip_with_a_reason(tmp_path):
     (tmp_path / "inbox").rmdir()
     result, _ = _tick(folder_sensor(source, ingest_job(source)), tmp_path)
     assert isinstance(result, dg.SkipReason) and "does not exist" in result.skip_message
+
+
+REMOTE_SOURCES_TOML = """
+[sources.schools_sftp]
+transport = "sftp"
+host = "sftp.example.invalid"
+port = 22
+username = "tether"
+key_file = "/etc/tether/sftp_key"
+known_hosts_file = "/etc/tether/known_hosts"
+remote_dir = "/outgoing"
+poll_seconds = 300
+[[sources.schools_sftp.files]]
+pattern = "*_attendance_*.csv"
+layout = "mis-a"
+
+[sources.trust_mis]
+transport = "odbc"
+connection_env = "TETHER_TRUST_MIS_ODBC"
+school_column = "laestab"
+poll_seconds = 600
+[sources.trust_mis.relations.marks]
+table = "mis_marks"
+watermark_column = "last_modified"
+[sources.trust_mis.relations.pupils]
+table = "mis_pupils"
+watermark_column = "last_modified"
+"""
+
+
+def test_every_source_sensor_is_on_by_default_and_says_its_interval(tmp_path):
+    from orchestration.sensors import source_sensor
+    source = _source(tmp_path)
+    (tmp_path / "config" / "sources.toml").write_text(REMOTE_SOURCES_TOML)
+    remote = load_config(tmp_path / "config").sources
+    cases = [(source, 60), (remote["schools_sftp"], 300), (remote["trust_mis"], 600)]
+    for src, interval in cases:
+        sensor = source_sensor(src, ingest_job(src))
+        assert sensor.default_status == dg.DefaultSensorStatus.RUNNING, src.source_id
+        assert sensor.minimum_interval_seconds == interval
+        assert f"Every {interval} s" in sensor.description and "safe to leave on" in sensor.description
