@@ -91,6 +91,8 @@ def deployment(tmp_path, monkeypatch):
         conn.execute(insert(t.staged_marks).values(
             laestab="8862001", pupil_ref="p" * 16, session_date=dt.date(2026, 11, 30), session="AM", mark="/",
             category="present", recorded_at=now, source_id="school_mis_a", file_id="f" * 64, row_number=1))
+        conn.execute(insert(t.school_registers).values(
+            laestab="8862001", session_date=dt.date(2026, 11, 30), session="AM", last_recorded_at=now))
     for k, v in {"TETHER_DATABASE_URL": url, "TETHER_CONFIG_DIR": str(config),
                  "TETHER_DATA_DIR": str(tmp_path / "data"), "TETHER_AS_OF": AS_OF,
                  "DAGSTER_HOME": str(tmp_path / "dagster_home")}.items():
