@@ -1,4 +1,4 @@
-"""The `tether` command line: synth, demo, run, status, keys, audit, dev."""
+"""The `tether` command line: init, config check, synth, demo, run, status, keys, audit, dev."""
 from __future__ import annotations
 
 import argparse
@@ -23,6 +23,8 @@ def _context():
     if missing:
         sys.exit(f"tether: set {', '.join(missing)} (see README: Operating Tether); "
                  f"`tether demo` sets them up for a synthetic LA")
+    from connectors.store_setup import check_database_url
+    check_database_url(os.environ["TETHER_DATABASE_URL"])     # refused before any work starts
     return TetherContext(os.environ["TETHER_DATABASE_URL"], os.environ["TETHER_CONFIG_DIR"],
                          os.environ["TETHER_DATA_DIR"], os.environ.get("TETHER_AS_OF"))
 
@@ -67,6 +69,7 @@ def cmd_demo(args) -> int:
                 as_of=parse_as_of(args.as_of), progress=lambda m: _say(f"  {m}"))
     env = demo_environment(root, args.as_of)
     os.environ.update(env)
+    _say(f"  {_init_store(env['TETHER_DATABASE_URL'], env['TETHER_DATA_DIR'])}")
     _say(f"2/3 running every asset through Dagster (store: {env['TETHER_DATABASE_URL']})")
     result = run_job("full_refresh")
     ctx = _context()
@@ -79,6 +82,41 @@ def cmd_demo(args) -> int:
         _say("tether demo: some steps or blocking checks failed; see above and the Dagster UI (make dev)")
         return 1
     return 0
+
+
+def _init_store(url: str, data_dir: str | None) -> str:
+    """Create or migrate the store; says which (the URL shown without its password)."""
+    from connectors.store_setup import init_store
+    from sqlalchemy.engine import make_url
+    store, is_new = init_store(url, data_dir)
+    where = make_url(url).render_as_string(hide_password=True)
+    store.dispose()
+    return (f"created a new store at {where}, migrated to the newest schema" if is_new
+            else f"the store at {where} already existed; migrated it to the newest schema")
+
+
+def cmd_init(args) -> int:
+    """Create and migrate the store of TETHER_DATABASE_URL (and the data folder, owner-only)."""
+    from connectors.store_setup import check_database_url
+    check_database_url(os.environ.get("TETHER_DATABASE_URL"), must_exist=False)
+    print(_init_store(os.environ["TETHER_DATABASE_URL"], os.environ.get("TETHER_DATA_DIR") or None))
+    return 0
+
+
+def cmd_config_check(args) -> int:
+    """Validate a configuration folder; problems and warnings one line each (exit 2 on a problem)."""
+    from schemas.config_check import check_config
+    folder = args.dir or os.environ.get("TETHER_CONFIG_DIR")
+    if not folder:
+        _say("tether: give the configuration folder (tether config check DIR) or set TETHER_CONFIG_DIR")
+        return 2
+    report = check_config(folder, os.environ)
+    for line in report.problems:
+        print(line)
+    for line in report.warnings:
+        print(f"warning: {line}")
+    print(report.summary())
+    return 0 if report.ok else 2
 
 
 def cmd_run(args) -> int:
@@ -138,6 +176,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="tether", description="Tether: multi-agency attendance data layer")
     sub = p.add_subparsers(dest="command", required=True)
 
+    i = sub.add_parser("init", help="create and migrate the store named by TETHER_DATABASE_URL (and the "
+                                    "TETHER_DATA_DIR folder, owner-only); on an existing store, migrate it")
+    i.set_defaults(func=cmd_init)
+    c = sub.add_parser("config", help="the LA configuration folder")
+    csub = c.add_subparsers(dest="config_command", required=True)
+    cc = csub.add_parser("check", help="validate a configuration folder without running anything (exit 0 when "
+                                       "usable, 2 when not); warns about environment variables it names that "
+                                       "are not set")
+    cc.add_argument("dir", nargs="?", default=None, help="the configuration folder (default: $TETHER_CONFIG_DIR)")
+    cc.set_defaults(func=cmd_config_check)
+
     s = sub.add_parser("synth", help="write a synthetic local authority (feeds, config, ground truth)")
     s.add_argument("out")
     d = sub.add_parser("demo", help="generate a synthetic LA, run every asset, print the summary")
@@ -171,7 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     dv.set_defaults(func=cmd_dev)
 
     args = p.parse_args(argv)
-    return args.func(args)
+    from schemas.errors import TetherError
+    try:
+        return args.func(args)
+    except TetherError as exc:       # an operator can fix it: one line, no traceback
+        print(f"tether: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
