@@ -240,10 +240,10 @@ class SftpSourceModel(SourceBase):
         for option in ("host", "username", "key_file", "known_hosts_file"):
             if getattr(self, option) is None and getattr(self, f"{option}_env") is None:
                 raise PydanticCustomError("sftp_option_missing", "SFTP sources need {option} (or {option}_env)",
-                                          {"option": option})
+                                          {"option": option, "key": option})
         if self.after_success == "archive" and self.archive_dir is None and self.archive_dir_env is None:
             raise PydanticCustomError("sftp_option_missing", "after_success = \"archive\" needs archive_dir "
-                                      "(or archive_dir_env)", {"option": "archive_dir"})
+                                      "(or archive_dir_env)", {"option": "archive_dir", "key": "archive_dir"})
         return self
 
 
