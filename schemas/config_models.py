@@ -248,12 +248,12 @@ class SftpSourceModel(SourceBase):
 
 
 class OdbcRelationModel(ConfigModel):
-    """Where a FEEDS.md section 3 relation (pupils or marks) lives in the MIS database."""
+    """Where a docs/layouts.md#school-mis-over-odbc relation (pupils or marks) lives in the MIS database."""
 
     table: Identifier = Field(description="Table or view, e.g. \"mis.marks\".")
     watermark_column: Identifier = Field("last_modified", description="Column that grows when a row is added or "
                                          "changed (a timestamp, or a SQL Server rowversion): pulls are incremental.")
-    columns: dict[str, Identifier] = Field(default_factory=dict, description="FEEDS.md section 3 field -> the "
+    columns: dict[str, Identifier] = Field(default_factory=dict, description="docs/layouts.md#school-mis-over-odbc field -> the "
                                            "database's column, where the names differ; \"\" for a field the "
                                            "database does not hold.")
 
@@ -447,7 +447,7 @@ assert tuple(AttendanceCodeModel.model_fields["category"].annotation.__args__) =
 # -- signals.toml -----------------------------------------------------------------------------
 
 class SignalsFile(ConfigModel):
-    """signals.toml: thresholds of the attendance signals (DOMAIN.md sections 2 and 3)."""
+    """signals.toml: thresholds of the attendance signals (docs/dfe-rules.md#measures)."""
 
     persistent_absence_threshold: Fraction = Field(0.10, description="Absence rate at or above which a pupil is "
                                                    "persistently absent (DfE: 0.10).")
@@ -524,7 +524,7 @@ class SessionLabelsModel(ConfigModel):
 
 
 class LayoutFile(ConfigModel):
-    """layouts/<name>.toml: how one export format maps onto a canonical feed (FEEDS.md)."""
+    """layouts/<name>.toml: how one export format maps onto a canonical feed (docs/layouts.md)."""
 
     description: str = Field("", description="What the export is, for operators.")
     feed: str = Field(description="The canonical feed the file carries: " + ", ".join(FEEDS) + ".")

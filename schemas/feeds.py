@@ -115,7 +115,7 @@ STATUTORY_READERS = {
     "ssda903-episodes": "SSDA903 episodes CSV: CLA episodes, legal status, reason ended",
 }
 
-# The relations an ODBC source is read as (FEEDS.md section 3): their fields, then which of them
+# The relations an ODBC source is read as (docs/layouts.md#school-mis-over-odbc): their fields, then which of them
 # must be mapped. connectors/odbc.py reads them; sources.toml maps them onto the database's columns.
 ODBC_RELATIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "pupils": (("pupil_id", "upn", "legal_surname", "legal_forename", "preferred_forename", "dob", "sex",

@@ -281,3 +281,13 @@ def test_config_check_warns_about_environment_variables_a_source_names(tmp_path)
         "'north' cannot connect until it is",
     ]
     assert report.summary() == "configuration OK: 2 sources, 0 schools, 9 layouts"
+
+
+def test_the_reference_lists_every_key_with_its_description():
+    from schemas.config_reference import markdown, reference
+    rows = {(r.file, r.key): r for r in reference()}
+    assert rows[("schools.toml", "schools.<name>.expected_by")].type == 'time "HH:MM"'
+    assert rows[("sources.toml", "sources.<name>.host_env")].description.startswith("Name of the environment variable")
+    assert rows[("layouts/<name>.toml", "columns")].required
+    assert all(r.description for r in rows.values())
+    assert "## policy.toml" in markdown()
