@@ -30,6 +30,7 @@ def _timed(fn):
 
 
 def run_size(n_pupils: int, n_schools: int, root: Path, as_of: str) -> list[dict]:
+    from connectors.store_setup import init_store
     from orchestration import stages
     from orchestration.cli import demo_environment
     from orchestration.resources import TetherContext, parse_as_of
@@ -44,6 +45,7 @@ def run_size(n_pupils: int, n_schools: int, root: Path, as_of: str) -> list[dict
     else:
         env["TETHER_DATABASE_URL"] = os.environ["TETHER_BENCH_DATABASE_URL"]
     os.environ.update(env)
+    init_store(env["TETHER_DATABASE_URL"])[0].dispose()
     ctx = TetherContext(env["TETHER_DATABASE_URL"], env["TETHER_CONFIG_DIR"], env["TETHER_DATA_DIR"], as_of)
     rows = []
 

@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import insert, select, update
 
 from schemas.config import ConfigError
+from schemas.feeds import ODBC_RELATIONS
 from schemas.tables import watermarks
 
 
@@ -47,19 +48,10 @@ class _RelationSpec:
 
 
 RELATIONS: dict[str, _RelationSpec] = {
-    "pupils": _RelationSpec(
-        layout="odbc-pupils",
-        fields=("pupil_id", "upn", "legal_surname", "legal_forename", "preferred_forename", "dob", "sex",
-                "postcode", "year_group", "admission_date", "leaving_date", "sen_provision", "fsm_eligible"),
-        required=("pupil_id", "legal_surname", "legal_forename", "dob"),
-        keys=("pupil_id",),
-    ),
-    "marks": _RelationSpec(
-        layout="odbc-marks",
-        fields=("pupil_id", "session_date", "session", "mark", "minutes_late", "last_modified"),
-        required=("pupil_id", "session_date", "session", "mark"),
-        keys=("pupil_id", "session_date", "session"),
-    ),
+    "pupils": _RelationSpec(layout="odbc-pupils", fields=ODBC_RELATIONS["pupils"][0],
+                            required=ODBC_RELATIONS["pupils"][1], keys=("pupil_id",)),
+    "marks": _RelationSpec(layout="odbc-marks", fields=ODBC_RELATIONS["marks"][0],
+                           required=ODBC_RELATIONS["marks"][1], keys=("pupil_id", "session_date", "session")),
 }
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")

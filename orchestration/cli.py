@@ -1,4 +1,4 @@
-"""The `tether` command line: synth, demo, run, status, keys, audit, dev.
+"""The `tether` command line: init, config check, synth, demo, run, status, restage, keys, audit, dev.
 
 Exit status (the same for every subcommand, so cron and monitoring can rely on it):
 
@@ -64,6 +64,8 @@ def _context():
     if missing:
         raise UsageError(f"set {', '.join(missing)} (see README: Operating Tether); "
                           f"`tether demo` sets them up for a synthetic LA")
+    from connectors.store_setup import check_database_url
+    check_database_url(os.environ["TETHER_DATABASE_URL"])     # refused before any work starts
     return TetherContext(os.environ["TETHER_DATABASE_URL"], os.environ["TETHER_CONFIG_DIR"],
                          os.environ["TETHER_DATA_DIR"], os.environ.get("TETHER_AS_OF"))
 
@@ -139,6 +141,7 @@ def cmd_demo(args) -> int:
     _generate(root / "la", args)
     env = demo_environment(root, args.as_of)
     os.environ.update(env)
+    _say(f"  {_init_store(env['TETHER_DATABASE_URL'], env['TETHER_DATA_DIR'])}")
     _say(f"2/3 running every asset through Dagster (store: {env['TETHER_DATABASE_URL']})")
     results = run_jobs("full_refresh")
     ctx = _context()
@@ -148,6 +151,41 @@ def cmd_demo(args) -> int:
     env_file.write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
     print(f"\nThe demo deployment's environment is in {env_file} (`source` it to use `tether status` or `make dev`).")
     return _run_exit_code(results)
+
+
+def _init_store(url: str, data_dir: str | None) -> str:
+    """Create or migrate the store; says which (the URL shown without its password)."""
+    from connectors.store_setup import init_store
+    from sqlalchemy.engine import make_url
+    store, is_new = init_store(url, data_dir)
+    where = make_url(url).render_as_string(hide_password=True)
+    store.dispose()
+    return (f"created a new store at {where}, migrated to the newest schema" if is_new
+            else f"the store at {where} already existed; migrated it to the newest schema")
+
+
+def cmd_init(args) -> int:
+    """Create and migrate the store of TETHER_DATABASE_URL (and the data folder, owner-only)."""
+    from connectors.store_setup import check_database_url
+    check_database_url(os.environ.get("TETHER_DATABASE_URL"), must_exist=False)
+    print(_init_store(os.environ["TETHER_DATABASE_URL"], os.environ.get("TETHER_DATA_DIR") or None))
+    return EXIT_OK
+
+
+def cmd_config_check(args) -> int:
+    """Validate a configuration folder; problems and warnings one line each (exit 2 on a problem)."""
+    from schemas.config_check import check_config
+    folder = args.dir or os.environ.get("TETHER_CONFIG_DIR")
+    if not folder:
+        _say("tether: give the configuration folder (tether config check DIR) or set TETHER_CONFIG_DIR")
+        return EXIT_USAGE
+    report = check_config(folder, os.environ)
+    for line in report.problems:
+        print(line)
+    for line in report.warnings:
+        print(f"warning: {line}")
+    print(report.summary())
+    return EXIT_OK if report.ok else EXIT_USAGE
 
 
 def cmd_run(args) -> int:
@@ -235,6 +273,16 @@ def build_parser() -> argparse.ArgumentParser:
             q.set_defaults(func=func)
         return q
 
+    command(sub, "init", "create and migrate the store named by TETHER_DATABASE_URL (and the TETHER_DATA_DIR "
+                         "folder, owner-only); on an existing store, migrate it", cmd_init)
+    c = command(sub, "config", "the LA configuration folder", None)
+    csub = c.add_subparsers(dest="config_command", required=True, metavar="CONFIG_COMMAND",
+                            help="what to do with the configuration")
+    cc = command(csub, "check", "validate a configuration folder without running anything (exit 0 when usable, "
+                                "2 when not); warn about environment variables it names that are not set",
+                 cmd_config_check)
+    cc.add_argument("dir", nargs="?", default=None, help="the configuration folder (default: $TETHER_CONFIG_DIR)")
+
     s = command(sub, "synth", "write a synthetic local authority (feeds, config, ground truth)", cmd_synth)
     s.add_argument("out", help="folder to write the synthetic LA into (created; generated folders replaced)")
     d = command(sub, "demo", "generate a synthetic LA, run every asset, print the summary", cmd_demo)
@@ -292,8 +340,8 @@ def _operator_error(exc: BaseException) -> tuple[int, str] | None:
 
     if isinstance(exc, (UsageError, UnknownJob)):
         return EXIT_USAGE, first_line(exc)
-    if isinstance(exc, ConfigError):
-        return EXIT_USAGE, f"{first_line(exc)}; fix the configuration and run again"
+    if isinstance(exc, ConfigError):       # its message names the file, the key and what to do
+        return EXIT_USAGE, " ".join(str(exc).split())
     if isinstance(exc, KeyError_):
         return EXIT_FAILURE, (f"{first_line(exc)}; the keys are TETHER_TOKEN_KEY[_FILE] and "
                               f"TETHER_IDENTITY_KEY[_FILE] (README: Environment)")

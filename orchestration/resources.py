@@ -17,6 +17,7 @@ from pydantic import PrivateAttr
 
 from connectors.landing import Landing
 from connectors.store import Store
+from connectors.store_setup import open_store
 from schemas.calendar import LONDON
 from schemas.config import TetherConfig, load_config
 from sharing.keys import KeyRing, keys_from_env
@@ -49,9 +50,8 @@ class TetherContext:
 
     @cached_property
     def store(self) -> Store:
-        store = Store(self.database_url)
-        store.migrate()
-        return store
+        """The deployment's store, migrated; refused (ConfigError) when `tether init` has not made it."""
+        return open_store(self.database_url)
 
     @cached_property
     def landing(self) -> Landing:

@@ -37,8 +37,8 @@ class SchoolTimes:
     closures: tuple[Closure, ...] = ()
 
 
-def _time(value: str) -> dt.time:
-    return dt.time.fromisoformat(value)
+def _time(value: str | dt.time) -> dt.time:
+    return value if isinstance(value, dt.time) else dt.time.fromisoformat(value)
 
 
 @dataclass

@@ -15,13 +15,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
+from schemas import config_models as m
 from schemas.calendar import SchoolCalendar
 from schemas.codes import CodeTable
-from schemas.feeds import FEEDS, STATUTORY_READERS
+from schemas.config_errors import problems as _problems
+from schemas.errors import ConfigError, TetherError
+from schemas.feeds import STATUTORY_READERS
 
-
-class ConfigError(ValueError):
-    """Configuration that cannot be used; the message names the file and the key."""
+__all__ = ["ConfigError", "TetherError", "Layout", "FilePattern", "Source", "School", "TetherConfig",
+           "load_config", "deep_merge"]
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -54,31 +58,14 @@ class Layout:
 
     @classmethod
     def from_mapping(cls, name: str, data: dict, origin: str) -> "Layout":
-        feed = data.get("feed")
-        if feed not in FEEDS:
-            raise ConfigError(f"{origin}: layout {name!r} has unknown feed {feed!r}; expected one of {sorted(FEEDS)}")
-        columns = dict(data.get("columns", {}))
-        unknown = set(columns) - set(FEEDS[feed])
-        if unknown:
-            raise ConfigError(f"{origin}: layout {name!r} maps unknown fields {sorted(unknown)} for feed {feed!r}")
-        missing = [f for f, spec in FEEDS[feed].items() if spec.required and f not in columns]
-        if missing:
-            raise ConfigError(f"{origin}: layout {name!r} does not map required fields {missing}")
-        if data.get("filename"):
-            try:
-                re.compile(data["filename"])
-            except re.error as exc:
-                raise ConfigError(f"{origin}: layout {name!r} filename pattern is not a regex: {exc}") from exc
+        """A layout from its TOML table; ConfigError (one line per problem) names `origin` and the key."""
+        spec = _validate(m.LayoutFile, data, origin)
         return cls(
-            name=name, feed=feed, columns=columns,
-            encoding=data.get("encoding", "utf-8"), delimiter=data.get("delimiter", ","),
-            date_format=data.get("date_format", "%Y-%m-%d"),
-            datetime_format=data.get("datetime_format", "iso8601"),
-            filename=data.get("filename"),
-            sessions=dict(data.get("sessions", {"AM": "AM", "PM": "PM"})),
-            values={k: dict(v) for k, v in data.get("values", {}).items()},
-            optional=tuple(data.get("optional", ())), drop=tuple(data.get("drop", ())),
-            description=data.get("description", ""),
+            name=name, feed=spec.feed, columns=dict(spec.columns), encoding=spec.encoding,
+            delimiter=spec.delimiter, date_format=spec.date_format, datetime_format=spec.datetime_format,
+            filename=spec.filename, sessions={"AM": spec.sessions.AM, "PM": spec.sessions.PM},
+            values={k: dict(v) for k, v in spec.values.items()}, optional=tuple(spec.optional),
+            drop=tuple(spec.drop), description=spec.description,
         )
 
     def parse_filename(self, file_name: str) -> dict[str, str] | None:
@@ -141,7 +128,17 @@ class TetherConfig:
             raise ConfigError(f"no layout named {name!r}; known layouts: {sorted(self.layouts)}") from None
 
 
-_FILES = ("attendance_codes", "calendar", "flag_rules", "recipients", "signals", "sources", "schools", "policy")
+_FILES = {"attendance_codes": m.AttendanceCodesFile, "calendar": m.CalendarFile, "flag_rules": m.FlagRulesFile,
+          "recipients": m.RecipientsFile, "signals": m.SignalsFile, "sources": m.SourcesFile,
+          "schools": m.SchoolsFile, "policy": m.PolicyFile}
+_SOURCE_KEYS = {"transport", "files", "expected_by", "description"}
+
+
+def _validate(model: type[BaseModel], data: dict, origin: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError.from_problems(_problems(exc, origin)) from None
 
 
 def _builtin(name: str) -> dict:
@@ -149,30 +146,55 @@ def _builtin(name: str) -> dict:
     return tomllib.loads(res.read_text("utf-8")) if res.is_file() else {}
 
 
-def _read_toml(path: Path) -> dict:
+def _read_toml(path: Path, origin: str) -> dict:
     try:
         return tomllib.loads(path.read_text("utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        raise ConfigError(f"{origin}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{origin}: not UTF-8 text; save it as UTF-8") from None
 
 
-def _time_or_none(value: Any) -> dt.time | None:
-    if value is None or isinstance(value, dt.time):
-        return value
-    return dt.time.fromisoformat(str(value))
+class _Problems:
+    """Problems gathered across files, so that one check reports all of them."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def run(self, fn, *args):
+        try:
+            return fn(*args)
+        except ConfigError as exc:
+            self.lines.extend(exc.problems)
+            return None
+
+
+def _source(sid: str, spec: Any) -> Source:
+    files = tuple(FilePattern(f.pattern, f.layout) for f in getattr(spec, "files", ()))
+    options = spec.model_dump(exclude=_SOURCE_KEYS, exclude_unset=True)
+    return Source(sid, spec.transport, files, spec.expected_by, options, spec.description)
 
 
 def load_config(config_dir: str | Path | None = None) -> TetherConfig:
-    """Built-in defaults merged with the LA's configuration folder, if one is given."""
+    """Built-in defaults merged with the LA's configuration folder, if one is given.
+
+    Every file is validated against its model (schemas/config_models.py); ConfigError lists every
+    problem found, one line each, and its message is the first of them.
+    """
     config_dir = Path(config_dir) if config_dir else None
     if config_dir is not None and not config_dir.is_dir():
-        raise ConfigError(f"TETHER_CONFIG_DIR {config_dir} is not a folder")
-    data: dict[str, dict] = {}
-    for name in _FILES:
-        merged = _builtin(name)
+        raise ConfigError(f"TETHER_CONFIG_DIR {config_dir} is not a folder; set it to the LA's configuration folder")
+    found = _Problems()
+    specs: dict[str, Any] = {}
+    for name, model in _FILES.items():
+        merged, origin = _builtin(name), f"built-in defaults/{name}.toml"
         if config_dir and (config_dir / f"{name}.toml").is_file():
-            merged = deep_merge(merged, _read_toml(config_dir / f"{name}.toml"))
-        data[name] = merged
+            origin = f"{name}.toml"
+            own = found.run(_read_toml, config_dir / f"{name}.toml", origin)
+            if own is None:
+                continue
+            merged = deep_merge(merged, own)
+        specs[name] = found.run(_validate, model, merged, origin)
 
     raw_layouts: dict[str, tuple[dict, str]] = {}
     for res in resources.files("schemas").joinpath("defaults/layouts").iterdir():
@@ -180,34 +202,40 @@ def load_config(config_dir: str | Path | None = None) -> TetherConfig:
             raw_layouts[res.name[:-5]] = (tomllib.loads(res.read_text("utf-8")), f"built-in layouts/{res.name}")
     if config_dir and (config_dir / "layouts").is_dir():
         for path in sorted((config_dir / "layouts").glob("*.toml")):
-            base = raw_layouts.get(path.stem, ({}, ""))[0]
-            raw_layouts[path.stem] = (deep_merge(base, _read_toml(path)), str(path))
-    layouts = {name: Layout.from_mapping(name, spec, origin) for name, (spec, origin) in raw_layouts.items()}
+            own = found.run(_read_toml, path, f"layouts/{path.name}")
+            if own is not None:
+                base = raw_layouts.get(path.stem, ({}, ""))[0]
+                raw_layouts[path.stem] = (deep_merge(base, own), f"layouts/{path.name}")
+    layouts = {}
+    for name, (spec, origin) in raw_layouts.items():
+        layout = found.run(Layout.from_mapping, name, spec, origin)
+        if layout is not None:
+            layouts[name] = layout
 
-    sources = {}
-    for sid, spec in data["sources"].get("sources", {}).items():
-        files = tuple(FilePattern(f["pattern"], f["layout"]) for f in spec.get("files", []))
-        for f in files:
-            if f.layout not in layouts and f.layout not in STATUTORY_READERS:
-                raise ConfigError(f"sources.toml: source {sid!r} names unknown layout {f.layout!r}; "
-                                  f"known: {sorted(layouts) + sorted(STATUTORY_READERS)}")
-        options = {k: v for k, v in spec.items() if k not in {"transport", "files", "expected_by", "description"}}
-        sources[sid] = Source(sid, spec.get("transport", "folder"), files,
-                              _time_or_none(spec.get("expected_by")), options, spec.get("description", ""))
-    schools = {
-        str(laestab): School(str(laestab), spec.get("name", str(laestab)), spec.get("urn"),
-                             spec.get("source"), _time_or_none(spec.get("expected_by")))
-        for laestab, spec in data["schools"].get("schools", {}).items()
-    }
+    sources: dict[str, Source] = {}
+    if specs.get("sources") is not None:
+        for sid, spec in specs["sources"].sources.items():
+            sources[sid] = _source(sid, spec)
+            for i, f in enumerate(sources[sid].files):
+                if f.layout not in raw_layouts and f.layout not in STATUTORY_READERS:
+                    found.lines.append(
+                        f"sources.toml: sources.{sid}.files[{i}].layout: {f.layout!r} is not a known layout; "
+                        f"expected one of {', '.join(sorted(raw_layouts) + sorted(STATUTORY_READERS))} "
+                        f"(or add layouts/{f.layout}.toml)")
+    if found.lines:
+        raise ConfigError.from_problems(found.lines)
+
+    schools = {laestab: School(laestab, s.name, s.urn, s.source, s.expected_by)
+               for laestab, s in specs["schools"].schools.items()}
     return TetherConfig(
         layouts=layouts,
-        codes=CodeTable.from_mapping(data["attendance_codes"]),
-        calendar=SchoolCalendar.from_mapping(data["calendar"]),
-        flag_rules=data["flag_rules"].get("rules", {}),
-        recipients=data["recipients"],
-        signals=data["signals"],
+        codes=CodeTable.from_mapping(specs["attendance_codes"].model_dump()),
+        calendar=SchoolCalendar.from_mapping(specs["calendar"].model_dump(exclude_none=True)),
+        flag_rules=specs["flag_rules"].model_dump()["rules"],
+        recipients=specs["recipients"].model_dump(exclude_none=True),
+        signals=specs["signals"].model_dump(),
         sources=sources,
         schools=schools,
-        policy=data["policy"],
+        policy=specs["policy"].model_dump(),
         config_dir=config_dir,
     )

@@ -114,3 +114,13 @@ STATUTORY_READERS = {
     "ssda903-header": "SSDA903 header CSV: looked-after children",
     "ssda903-episodes": "SSDA903 episodes CSV: CLA episodes, legal status, reason ended",
 }
+
+# The relations an ODBC source is read as (docs/layouts.md#school-mis-over-odbc): their fields, then which of them
+# must be mapped. connectors/odbc.py reads them; sources.toml maps them onto the database's columns.
+ODBC_RELATIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "pupils": (("pupil_id", "upn", "legal_surname", "legal_forename", "preferred_forename", "dob", "sex",
+                "postcode", "year_group", "admission_date", "leaving_date", "sen_provision", "fsm_eligible"),
+               ("pupil_id", "legal_surname", "legal_forename", "dob")),
+    "marks": (("pupil_id", "session_date", "session", "mark", "minutes_late", "last_modified"),
+              ("pupil_id", "session_date", "session", "mark")),
+}

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from zoneinfo import ZoneInfo
 
+from connectors.store_setup import init_store
 from orchestration import stages
 from orchestration.resources import TetherContext
 from schemas import tables as t
@@ -385,6 +386,7 @@ def make_deployment(root: Path, monkeypatch, extra_sources: str = "") -> Deploym
            "DAGSTER_HOME": str(root / "dagster_home"), **keys}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
+    init_store(env["TETHER_DATABASE_URL"])[0].dispose()
     ctx = TetherContext(env["TETHER_DATABASE_URL"], str(config), str(root / "data"), AS_OF.isoformat())
     dep = Deployment(root, ctx)
     dep.identities = [v for c in (*GOOD_PEOPLE, C1, C2, D1) for v in c.identity()]

@@ -15,6 +15,7 @@ import pytest
 from zoneinfo import ZoneInfo
 
 from connectors.store import Store
+from connectors.store_setup import init_store
 from orchestration.runner import run_job
 from schemas import tables as t
 from sharing.keys import keys_from_env, write_new_keys
@@ -50,6 +51,7 @@ def deployment(request, small_la, tmp_path, monkeypatch):
            "DAGSTER_HOME": str(tmp_path / "dagster_home"), **write_new_keys(tmp_path / "keys")}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
+    init_store(url)[0].dispose()
     result = run_job("full_refresh", stream=io.StringIO())
     store = Store(url)
     yield result, store, keys_from_env()

@@ -7,6 +7,7 @@ import io
 import pytest
 from zoneinfo import ZoneInfo
 
+from connectors.store_setup import init_store
 from orchestration.runner import run_job
 from orchestration.summary import collect
 from orchestration.resources import TetherContext
@@ -28,6 +29,7 @@ def run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
+        init_store(env["TETHER_DATABASE_URL"])[0].dispose()
         result = run_job("full_refresh", stream=io.StringIO())
         ctx = TetherContext(env["TETHER_DATABASE_URL"], env["TETHER_CONFIG_DIR"], env["TETHER_DATA_DIR"], env["TETHER_AS_OF"])
         yield report, result, ctx

@@ -18,6 +18,7 @@ from psycopg2 import sql
 from sqlalchemy.engine import make_url
 from zoneinfo import ZoneInfo
 
+from connectors.store_setup import init_store
 from orchestration import stages
 from orchestration.resources import TetherContext
 from schemas import tables as t
@@ -40,7 +41,9 @@ def la(tmp_path_factory) -> Path:
 def _context(tmp_path: Path, config_dir: Path, monkeypatch) -> TetherContext:
     for k, v in write_new_keys(tmp_path / "keys").items():
         monkeypatch.setenv(k, v)
-    return TetherContext(f"sqlite:///{tmp_path / 'tether.sqlite'}", str(config_dir), str(tmp_path / "data"),
+    url = f"sqlite:///{tmp_path / 'tether.sqlite'}"
+    init_store(url)[0].dispose()
+    return TetherContext(url, str(config_dir), str(tmp_path / "data"),
                          AS_OF.isoformat())
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors.store_setup import init_store
 from orchestration import stages
 from orchestration.resources import TetherContext
 from schemas import tables as t
@@ -64,6 +65,7 @@ def ctx(tmp_path: Path, monkeypatch) -> TetherContext:
                     "place": "U1", "dec": dt.date(2024, 5, 31), "rec": "E11"}])
     for k, v in write_new_keys(tmp_path / "keys").items():
         monkeypatch.setenv(k, v)
+    init_store(f"sqlite:///{tmp_path / 'tether.sqlite'}")[0].dispose()
     context = TetherContext(f"sqlite:///{tmp_path / 'tether.sqlite'}", str(tmp_path / "config"),
                             str(tmp_path / "data"), "2026-11-30T09:45")
     source = context.config.sources["social_care"]

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import insert
 
+from connectors.store_setup import init_store
+
 from connectors.store import Store
 from orchestration import cli
 from orchestration.progress import StepDisplay
@@ -154,6 +156,7 @@ def tiny_la(tmp_path_factory):
     env = {"TETHER_CONFIG_DIR": str(root / "la" / "config"), "TETHER_DATA_DIR": str(root / "data"),
            "TETHER_DATABASE_URL": f"sqlite:///{root / 'tether.sqlite'}", "TETHER_AS_OF": AS_OF,
            "DAGSTER_HOME": str(root / "dagster_home"), **write_new_keys(root / "keys")}
+    init_store(env["TETHER_DATABASE_URL"], env["TETHER_DATA_DIR"])[0].dispose()
     return root, report, env
 
 
@@ -187,6 +190,7 @@ def test_a_failed_step_prints_its_cause_in_one_line(tiny_la, tmp_path, monkeypat
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("TETHER_DATABASE_URL", f"sqlite:///{tmp_path / 'other.sqlite'}")
     monkeypatch.setenv("TETHER_DATA_DIR", str(tmp_path / "data"))
+    init_store(f"sqlite:///{tmp_path / 'other.sqlite'}")[0].dispose()
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     missing = tmp_path / "no_such_key.hex"
     monkeypatch.setenv("TETHER_TOKEN_KEY_FILE", str(missing))
@@ -204,6 +208,7 @@ def test_run_with_a_missing_key_file_says_so_in_one_line_without_a_traceback(tin
     missing = tmp_path / "gone.hex"
     env = {**os.environ, **env, "TETHER_TOKEN_KEY_FILE": str(missing),
            "TETHER_DATABASE_URL": f"sqlite:///{tmp_path / 'other.sqlite'}"}
+    init_store(env["TETHER_DATABASE_URL"])[0].dispose()
     env.pop("TETHER_DEBUG", None)
     done = subprocess.run([sys.executable, "-m", "orchestration.cli", "run"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)

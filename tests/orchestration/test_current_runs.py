@@ -5,6 +5,7 @@ import datetime as dt
 
 import pandas as pd
 
+from connectors.store_setup import init_store
 from orchestration import stages
 from orchestration.resources import TetherContext
 from schemas import tables as t
@@ -35,7 +36,9 @@ def _marks(ctx: TetherContext) -> pd.DataFrame:
 def test_a_run_longer_than_the_window_is_counted_over_the_whole_history(tmp_path, monkeypatch):
     for k, v in write_new_keys(tmp_path / "keys").items():
         monkeypatch.setenv(k, v)
-    ctx = TetherContext(f"sqlite:///{tmp_path / 't.sqlite'}", None, str(tmp_path / "data"), AS_OF)
+    url = f"sqlite:///{tmp_path / 't.sqlite'}"
+    init_store(url)[0].dispose()
+    ctx = TetherContext(url, None, str(tmp_path / "data"), AS_OF)
     marks = _marks(ctx)
     ctx.store.upsert(t.staged_marks, marks, newer_column="recorded_at")
     want = consecutive_unauthorised_days(marks, ctx.config.calendar, as_of=ctx.as_of)
