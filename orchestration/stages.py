@@ -169,12 +169,15 @@ def _ingest_landed(ctx: TetherContext, source: Source, entry: dict, *,
     return write
 
 
-def _write_result(ctx: TetherContext, result, *, statutory: bool) -> None:
-    """The staged rows of one ingested file, its extra tables (e.g. the roll) included."""
+def _write_result(ctx: TetherContext, result, *, statutory: bool) -> int:
+    """The staged rows of one ingested file, its extra tables (e.g. the roll) included; returns
+    the number of rows inserted or changed."""
     # A statutory return never overwrites the case-management extract's person (the extract wins).
-    _write_staged(ctx, result.table, result.staged, only_new=statutory and result.table == "staged_sc_persons")
+    written = _write_staged(ctx, result.table, result.staged,
+                            only_new=statutory and result.table == "staged_sc_persons")
     for table_name, extra in result.extra.items():
-        _write_staged(ctx, table_name, extra, only_new=table_name in ("staged_pupils", "staged_sc_persons"))
+        written += _write_staged(ctx, table_name, extra, only_new=table_name in ("staged_pupils", "staged_sc_persons"))
+    return written
 
 
 def _reason_class(reason: str) -> str:
@@ -270,8 +273,7 @@ def _restage_write(ctx: TetherContext, source: Source, entry: dict, *, layout: s
         keep_issues=lambda i: _key(i) in new_issues or (_from_linkage(i) and i["row_number"] in staged_rows),
         at=at)
     removed = _drop_stale_staged(ctx, result, file_id)
-    if result is not None:
-        _write_result(ctx, result, statutory=layout in READERS)
+    written = 0 if result is None else _write_result(ctx, result, statutory=layout in READERS)
     added = ctx.landing.quarantine(source_id=sid, file_id=file_id, file_name=file_name, rows=quarantined, at=at)
     added_issues = ctx.landing.record_issues(source_id=sid, file_id=file_id, file_name=file_name, issues=issues, at=at)
     rows_read = None if result is None else result.rows_read
@@ -286,8 +288,9 @@ def _restage_write(ctx: TetherContext, source: Source, entry: dict, *, layout: s
             "rows_newly_staged": max(len(staged_rows) - before_staged, 0),
             "quarantine_rows_superseded": rows_superseded, "quarantine_rows_added": added,
             "issues_superseded": issues_superseded, "issues_added": added_issues,
-            "staged_rows_removed": removed,
-            "changed": bool(changed or rows_superseded or issues_superseded or added or added_issues or removed),
+            "staged_rows_written": written, "staged_rows_removed": removed,
+            "changed": bool(changed or rows_superseded or issues_superseded or added or added_issues
+                            or removed or written),
             "reasons": Counter(_reason_class(q.reason) for q in quarantined)}
 
 
