@@ -109,8 +109,8 @@ def cmd_restage(args) -> int:
         _say(f"tether restage: no source {args.source!r} in {ctx.config_dir}/sources.toml; "
              f"known sources: {', '.join(sorted(ctx.config.sources)) or 'none'}")
         return 2
-    what = f"the files matching {args.file!r}" if args.file else "files that failed or were quarantined whole"
-    _say(f"re-reading {what} of source {source.source_id} under the current layout")
+    what = f"matching {args.file!r}" if args.file else "that failed or were quarantined whole"
+    _say(f"re-reading the landed files of source {source.source_id} {what}, under the current configuration")
     figures = restage_source(ctx, source, args.file)
     if args.json:
         print(json.dumps(figures, default=str, indent=2))
