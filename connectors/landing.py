@@ -5,6 +5,10 @@ any name, from any transport — changes nothing. The copy on disk is the AES-GC
 `sharing.crypto`, never plaintext: a school's register names children. The file name a source
 used is only recorded, never used as a path. Rows that fail validation go to `quarantine` with
 their raw bytes encrypted the same way; softer findings go to `data_quality_issues`.
+
+Re-staging (`tether restage`) re-reads a landed file under the current layout. What the earlier
+reading found and the new one does not is kept, stamped `superseded_at`, never deleted: history
+stays, and only rows in force (`superseded_at` null) count anywhere.
 """
 from __future__ import annotations
 
@@ -15,10 +19,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import update
+from sqlalchemy import and_, update
 
 from connectors.store import Store, to_utc
 from schemas.tables import data_quality_issues, landing_manifest, quarantine
@@ -121,6 +125,58 @@ class Landing:
         """Record that a file could not be staged; `error` must already be scrubbed of identity."""
         self._set(file_id, status="failed", error=str(error)[:_ERROR_LIMIT])
 
+    # -- re-staging ---------------------------------------------------------------------------
+
+    def read_through(self, source_id: str) -> list[dict]:
+        """Manifest rows of the source that have been through staging (staged or failed), oldest first."""
+        where = (landing_manifest.c.source_id == source_id) & landing_manifest.c.status.in_(["staged", "failed"])
+        order = [landing_manifest.c.received_at, landing_manifest.c.file_name, landing_manifest.c.file_id]
+        return self.store.records(landing_manifest, where, order_by=order)
+
+    def restageable(self, source_id: str) -> list[dict]:
+        """Files of the source that failed, or whose every row read was quarantined, oldest first:
+        what `tether restage` re-reads by default once a layout is fixed."""
+        return [e for e in self.read_through(source_id) if refused_whole(e)]
+
+    def supersede(self, file_id: str, *, keep_quarantine: Callable[[dict], bool],
+                  keep_issues: Callable[[dict], bool], at: datetime) -> tuple[int, int]:
+        """Stamp `superseded_at` on the file's quarantine rows and data-quality issues in force that
+        the `keep_*` predicates do not keep (each gets the stored row). Returns (rows, issues)."""
+        stamp = to_utc(at)
+        counts = []
+        with self.store.begin() as conn:
+            for table, key, keep in ((quarantine, "quarantine_id", keep_quarantine),
+                                     (data_quality_issues, "issue_id", keep_issues)):
+                stale = [r[key] for r in self.in_force(table, file_id) if not keep(r)]
+                for start in range(0, len(stale), 500):
+                    conn.execute(update(table).where(table.c[key].in_(stale[start:start + 500]))
+                                 .values(superseded_at=stamp))
+                counts.append(len(stale))
+        return counts[0], counts[1]
+
+    def in_force(self, table, file_id: str) -> list[dict]:
+        """The file's quarantine rows (or data-quality issues) not superseded by a re-staging."""
+        return self.store.records(table, and_(table.c.file_id == file_id, table.c.superseded_at.is_(None)))
+
+    def mark_restaged(self, file_id: str, *, status: str, layout: str | None, rows_read: int | None,
+                      rows_staged: int | None, rows_quarantined: int | None, error: str | None,
+                      at: datetime, rows_superseded: int | None = 0) -> bool:
+        """Record a re-reading: the file's new status, layout, counts and error (None clears it).
+
+        The earlier error stays in the superseded whole-file quarantine row. Nothing is written
+        (not even `restaged_at`) when the reading found what the manifest already says: re-staging
+        twice changes nothing the second time. Returns whether the manifest changed.
+        """
+        values = {"status": status, "layout": layout, "rows_read": rows_read, "rows_staged": rows_staged,
+                  "rows_quarantined": rows_quarantined, "rows_superseded": rows_superseded,
+                  "error": None if error is None else str(error)[:_ERROR_LIMIT]}
+        entry = self._require(file_id)
+        if all(entry[k] == v or (k == "rows_superseded" and not entry[k] and not v) for k, v in values.items()):
+            return False
+        stamp = to_utc(at)      # the file's rows are new: the contract check proves them again
+        self._set(file_id, **values, staged_at=stamp, restaged_at=stamp, contract_checked_at=None)
+        return True
+
     # -- rejected rows and findings -----------------------------------------------------------
 
     def quarantine(self, *, source_id: str, file_id: str, file_name: str, rows: Iterable[Any],
@@ -128,8 +184,8 @@ class Landing:
         """Keep rows that failed validation, their raw bytes encrypted into `payload_enc`.
 
         Each row has `row_number` (None for the whole file), `field`, `reason` and `raw` (bytes or
-        text). Re-quarantining the same (row, field, reason) of a file adds nothing. Returns the
-        number of rows added.
+        text). Re-quarantining the same (row, field, reason) of a file while it is in force adds
+        nothing. Returns the number of rows added.
         """
         def build(item) -> dict:
             raw = _get(item, "raw")
@@ -145,7 +201,8 @@ class Landing:
                       at: datetime) -> int:
         """Record data-quality findings (row_number, field, issue) that did not stop a row.
 
-        Recording the same (row, field, issue) of a file again adds nothing. Returns rows added.
+        Recording the same (row, field, issue) of a file again while it is in force adds nothing.
+        Returns rows added.
         """
         built = [{"row_number": _get(i, "row_number"), "field": _get(i, "field"), "issue": _get(i, "issue")}
                  for i in issues]
@@ -160,8 +217,7 @@ class Landing:
             return 0
         stamp = to_utc(at)
         with self.store.begin():
-            seen = {(r["row_number"], r["field"], r[text_column])
-                    for r in self.store.records(table, table.c.file_id == file_id)}
+            seen = {(r["row_number"], r["field"], r[text_column]) for r in self.in_force(table, file_id)}
             fresh = []
             for row in rows:
                 key = (row["row_number"], row["field"], row[text_column])
@@ -182,6 +238,14 @@ class Landing:
             stmt = update(landing_manifest).where(landing_manifest.c.file_id == file_id).values(**values)
             if conn.execute(stmt).rowcount == 0:
                 raise LookupError(f"no landed file with id {file_id}")
+
+
+def refused_whole(entry: dict) -> bool:
+    """A manifest row of a file that failed, or had every row it read quarantined."""
+    if entry["status"] == "failed":
+        return True
+    read, staged = entry.get("rows_read"), entry.get("rows_staged")
+    return entry["status"] == "staged" and bool(read) and not staged
 
 
 def check_source_id(source_id: str) -> None:

@@ -3,9 +3,9 @@
 Assets write to the Tether store and return only figures (no DataFrames pass through Dagster's
 IO manager, so no identity ever lands in Dagster storage).
 """
-from __future__ import annotations
 
 import dagster as dg
+from pydantic import Field
 
 from orchestration import stages
 from orchestration.resources import TetherResource
@@ -14,6 +14,31 @@ from schemas.config import Source, TetherConfig
 
 def _meta(figures: dict) -> dict:
     return {k: (dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v) for k, v in figures.items()}
+
+
+class StageConfig(dg.Config):
+    """Run configuration of a `staged/<source>` asset: normally it stages new files; `restage`
+    re-reads files already landed, under the current layout (see `tether restage`)."""
+
+    restage: bool = Field(default=False, description=(
+        "Re-read landed files that failed or had every row quarantined, under the current configuration "
+        "and layout, instead of staging new files; the old failure is superseded (kept, marked, no longer "
+        "counted). The school need not send the file again."))
+    file: str = Field(default="", description=(
+        "With restage: only the files this names, as a file name, a glob (e.g. '*_20261127.csv') or a "
+        "file_id prefix; a staged file with quarantined rows may be named too. Empty: every failed file."))
+
+
+def _restaged(source: Source, figures: dict) -> dg.MaterializeResult:
+    """The asset's result after a re-staging; raises when a file could not be re-read at all."""
+    files = figures.pop("files")
+    meta = _meta(figures) | {"files": dg.MetadataValue.json([
+        {k: f[k] for k in ("file_name", "file_id", "status_before", "status", "rows_read", "rows_staged",
+                           "rows_quarantined", "quarantine_rows_superseded", "error")} for f in files])}
+    if figures["errors"]:
+        raise dg.Failure(description=f"source {source.source_id}: {len(figures['errors'])} file(s) could not be "
+                                     f"re-read; the others were: see metadata", metadata=meta)
+    return dg.MaterializeResult(metadata=meta)
 
 
 def source_assets(source: Source) -> list[dg.AssetsDefinition]:
@@ -35,8 +60,12 @@ def source_assets(source: Source) -> list[dg.AssetsDefinition]:
                   f"Rows from **{sid}** read through their layout, validated against the canonical "
                   f"contracts and pseudonymised: identifiers become keyed tokens, identity is encrypted, "
                   f"clinical fields are dropped. Bad rows go to quarantine with file, row, field and "
-                  f"reason; for every file rows read = rows staged + rows quarantined."))
-    def staged(tether: TetherResource) -> dg.MaterializeResult:
+                  f"reason; for every file rows read = rows staged + rows quarantined. With run config "
+                  f"`restage: true` (the `restage_{sid}` job) it re-reads landed files that failed or were "
+                  f"quarantined whole under the current layout instead, superseding the old failure."))
+    def staged(tether: TetherResource, config: StageConfig) -> dg.MaterializeResult:
+        if config.restage:
+            return _restaged(source, stages.restage_source(tether.ctx, source, config.file or None))
         return dg.MaterializeResult(metadata=_meta(stages.stage_source(tether.ctx, source)))
 
     return [landed, staged]

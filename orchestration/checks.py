@@ -40,17 +40,27 @@ def source_checks(source: Source, config: TetherConfig) -> list[dg.AssetChecksDe
     @dg.asset_check(asset=asset, name="rows_reconcile", blocking=True,
                     description="For every file of this source: rows read = rows staged + rows superseded "
                                 "(an earlier mark of a session replaced by a later edit in the same file) + "
-                                "rows quarantined.")
+                                "rows quarantined, and no staged file still counts a whole-file refusal (a "
+                                "re-staging supersedes it). Only quarantine rows in force count.")
     def rows_reconcile(tether: TetherResource) -> dg.AssetCheckResult:
-        m = tether.ctx.store.read(t.landing_manifest, where=t.landing_manifest.c.source_id == sid)
+        store = tether.ctx.store
+        m = store.read(t.landing_manifest, where=t.landing_manifest.c.source_id == sid)
         done = m[m["status"].isin(["staged", "failed"]) & m["rows_read"].notna()]
         superseded = done["rows_superseded"].fillna(0)
         bad = done[done["rows_read"] != done["rows_staged"] + superseded + done["rows_quarantined"]]
-        return dg.AssetCheckResult(passed=bad.empty, metadata={
+        q = store.read(t.quarantine, where=t.quarantine.c.source_id == sid,
+                       columns=["file_id", "row_number", "superseded_at"])
+        in_force = q[q["superseded_at"].isna()]
+        refused = set(in_force.loc[in_force["row_number"].isna(), "file_id"])
+        stale = m[(m["status"] == "staged") & m["file_id"].isin(refused)]
+        return dg.AssetCheckResult(passed=bad.empty and stale.empty, metadata={
             "files_staged": len(done), "files_failed": int((m["status"] == "failed").sum()),
-            "files_not_reconciling": len(bad),
+            "files_not_reconciling": len(bad), "staged_files_still_counting_a_refusal": len(stale),
             "rows_read": int(done["rows_read"].sum()), "rows_staged": int(done["rows_staged"].sum()),
-            "rows_superseded": int(superseded.sum()), "rows_quarantined": int(done["rows_quarantined"].sum())})
+            "rows_superseded": int(superseded.sum()), "rows_quarantined": int(done["rows_quarantined"].sum()),
+            "quarantine_rows_in_force": len(in_force),
+            "files_restaged": int(m["restaged_at"].notna().sum()),
+            "quarantine_rows_superseded_by_restaging": int(q["superseded_at"].notna().sum())})
 
     @dg.asset_check(asset=asset, name="staged_contract", blocking=True,
                     description=f"Rows staged since the last check satisfy the canonical contracts "

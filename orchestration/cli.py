@@ -214,6 +214,54 @@ def cmd_status(args) -> int:
     return EXIT_ATTENTION if s["attention"] else EXIT_OK
 
 
+def cmd_restage(args) -> int:
+    """Re-read a source's landed files under the current layout, then refresh the record."""
+    from orchestration.runner import RECORD_REFRESH, run_job
+    from orchestration.stages import restage_source
+    ctx = _context()
+    source = ctx.config.sources.get(args.source)
+    if source is None:
+        raise UsageError(f"no source {args.source!r} in {ctx.config_dir}/sources.toml; "
+                         f"known sources: {', '.join(sorted(ctx.config.sources)) or 'none'}")
+    what = f"matching {args.file!r}" if args.file else "that failed or were quarantined whole"
+    _say(f"re-reading the landed files of source {source.source_id} {what}, under the current configuration")
+    figures = restage_source(ctx, source, args.file)
+    if args.json:
+        print(json.dumps(figures, default=str, indent=2))
+    files = figures["files"]
+    if not files and not figures["errors"]:
+        _say(f"tether restage: no staged or failed file of source {source.source_id} matches {args.file!r}; "
+             f"`tether status` lists the feeds" if args.file else
+             f"nothing to re-stage: no file of source {source.source_id} failed or was quarantined whole")
+        return EXIT_ATTENTION if args.file else EXIT_OK
+    if not args.json:
+        print(f"Re-staged source {source.source_id}: {len(files)} file(s) re-read, "
+              f"{figures['files_now_staged']} now staged, {figures['files_still_failed']} still failed")
+        for f in files:
+            line = (f"  {f['file_name']}  {f['file_id'][:12]}  {f['status_before']} -> {f['status']}  read "
+                    f"{f['rows_read']}, staged {f['rows_staged']}, quarantined {f['rows_quarantined']}")
+            if f["quarantine_rows_superseded"]:
+                line += f"; {f['quarantine_rows_superseded']} old quarantine rows superseded"
+            if not f["changed"]:
+                line += "; unchanged"
+            print(line + (f"\n      still refused: {f['error']}" if f["error"] else ""))
+        print(f"Rows now staged: {figures['rows_staged']} ({figures['rows_newly_staged']} newly); still quarantined: "
+              f"{figures['rows_quarantined']}; old quarantine rows superseded: {figures['quarantine_rows_superseded']} "
+              f"(kept in the store, no longer counted)")
+    for error in figures["errors"]:
+        _say(f"tether restage: not re-read: {error}")
+    if not figures["files_changed"]:
+        _say("nothing changed: the record needs no refresh")
+    elif args.no_refresh:
+        _say(f"the record, signals and flags do not reflect this yet: run `tether run --job {RECORD_REFRESH}`")
+    else:
+        _say("refreshing the record, signals, flags and outbox")
+        if not run_job(RECORD_REFRESH).success:
+            _say("tether restage: the record refresh failed; see above and the Dagster UI (make dev)")
+            return EXIT_ATTENTION
+    return EXIT_ATTENTION if figures["errors"] else EXIT_OK
+
+
 def cmd_keys(args) -> int:
     from sharing.keys import write_new_keys
     for k, v in write_new_keys(Path(args.dir)).items():
@@ -305,6 +353,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print the summary as JSON (with an `attention` list) instead of text")
     out.add_argument("--quiet", "-q", action="store_true",
                      help="print only what needs attention (nothing when all is well), e.g. for cron mail")
+    rs = command(sub, "restage", "re-read landed files that failed (e.g. after a layout fix) under the current "
+                                 "configuration, without the school resending them", cmd_restage)
+    rs.add_argument("--source", required=True, help="the source id (as in sources.toml) whose files to re-read")
+    rs.add_argument("--file", help="only the files this names: a file name, a glob such as '*_20261127.csv', or a "
+                                   "file_id prefix; may name a staged file with quarantined rows (default: every "
+                                   "file of the source that failed or had every row quarantined)")
+    rs.add_argument("--no-refresh", action="store_true",
+                    help="do not run the record_refresh job afterwards (the record, measures and flags then "
+                         "do not yet reflect the re-staged rows)")
+    rs.add_argument("--json", action="store_true", help="print what was re-read as JSON")
 
     k = command(sub, "keys", "key management", None)
     ksub = k.add_subparsers(dest="keys_command", required=True, metavar="KEYS_COMMAND",

@@ -15,7 +15,8 @@ from orchestration.assets import all_assets
 from orchestration.checks import all_checks
 from orchestration.resources import TetherResource
 from orchestration.runner import RECORD_REFRESH
-from orchestration.sensors import ingest_job, nightly_schedule, record_after_source_failure, source_sensor
+from orchestration.sensors import (ingest_job, nightly_schedule, record_after_source_failure, restage_job,
+                                   source_sensor)
 from schemas.config import TetherConfig, load_config
 
 
@@ -28,7 +29,7 @@ def build_definitions(config: TetherConfig) -> dg.Definitions:
     jobs, sensors = [full_refresh, record_refresh], [record_after_source_failure(full_refresh, record_refresh)]
     for source in config.sources.values():
         job = ingest_job(source)
-        jobs.append(job)
+        jobs += [job, restage_job(source)]
         sensors.append(source_sensor(source, job))
     return dg.Definitions(
         assets=all_assets(config),

@@ -36,6 +36,22 @@ def ingest_job(source: Source) -> dg.UnresolvedAssetJobDefinition:
                                description=f"Land and stage {source.source_id}, then refresh everything downstream.")
 
 
+def restage_job(source: Source) -> dg.UnresolvedAssetJobDefinition:
+    """`restage_<source>`: re-read the source's failed files under the current layout, then refresh
+    the record, signals, flags and outbox. Landing is not run: nothing new is fetched."""
+    sid = source.source_id
+    staged = dg.AssetKey(["staged", sid])
+    return dg.define_asset_job(
+        f"restage_{sid}", selection=dg.AssetSelection.assets(staged).downstream(),
+        config={"ops": {staged.to_python_identifier(): {"config": {"restage": True, "file": ""}}}},
+        description=(f"Re-stage {sid}: after a layout fix, re-read the landed files that failed or had every "
+                     f"row quarantined, under the current configuration (set `file` in the launchpad to a "
+                     f"file name, glob or file_id prefix to re-read only those, staged files with quarantined "
+                     f"rows included). The old failure is superseded, kept in the store but no longer counted; "
+                     f"then the record, signals, flags and outbox are refreshed. The school need not resend "
+                     f"anything. Same as `tether restage --source {sid}`."))
+
+
 FOLDER_INTERVAL = 60
 NIGHTLY_CRON = "0 2 * * *"
 

@@ -6,16 +6,18 @@ with transforms (pure) and return the figures a data team wants to see, with no 
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import json
 from collections import Counter
 from collections.abc import Callable
 
 import pandas as pd
+from sqlalchemy import and_, bindparam, delete
 
 from connectors import outbox
 from connectors.attendance import marks_between, session_sums
 from connectors.folder import complete_files
-from connectors.landing import check_file_name
+from connectors.landing import check_file_name, refused_whole
 from schemas import tables as t
 from schemas.calendar import LONDON
 from schemas.config import Source
@@ -113,20 +115,33 @@ def stage_file(ctx: TetherContext, source: Source, entry: dict) -> dict:
     return _ingest_landed(ctx, source, entry)()
 
 
-def _ingest_landed(ctx: TetherContext, source: Source, entry: dict) -> Callable[[], dict]:
+def _ingest_landed(ctx: TetherContext, source: Source, entry: dict, *,
+                   restage: bool = False) -> Callable[[], dict]:
     """Ingest one landed file (no store writes yet); returns the function that stages the result,
-    its staged rows, quarantine, issues and manifest status in one transaction, and reconciles."""
+    its staged rows, quarantine, issues and manifest status in one transaction, and reconciles.
+
+    With `restage` the file is read again under the current configuration (its layout is the one
+    sources.toml names for it now) and what the earlier reading left is brought up to date: see
+    `_restage_write`.
+    """
     file_id, file_name = entry["file_id"], entry["file_name"]
-    layout_name = entry.get("layout") or source.layout_for(file_name)
+    if restage:
+        layout_name = source.layout_for(file_name) or entry.get("layout")
+    else:
+        layout_name = entry.get("layout") or source.layout_for(file_name)
     now = dt.datetime.now(dt.timezone.utc)
     if not layout_name:
         reason = f"no layout configured for this file name in source {source.source_id}"
         raw = ctx.landing.read(file_id)
+        refused = [QuarantinedRow(None, None, reason, raw)]
 
         def refuse() -> dict:
             with ctx.store.begin():
+                if restage:
+                    return _restage_write(ctx, source, entry, layout=None, result=None, quarantined=refused,
+                                          issues=[], staged_rows=set(), bad_rows=set(), error=reason, at=now)
                 ctx.landing.quarantine(source_id=source.source_id, file_id=file_id, file_name=file_name,
-                                       rows=[QuarantinedRow(None, None, reason, raw)], at=now)
+                                       rows=refused, at=now)
                 ctx.landing.mark_failed(file_id, reason)
             return {"rows_read": 0, "rows_staged": 0, "rows_superseded": 0, "rows_quarantined": 0,
                     "reasons": Counter({reason: 1})}
@@ -148,13 +163,11 @@ def _ingest_landed(ctx: TetherContext, source: Source, entry: dict) -> Callable[
 
     def write() -> dict:
         with ctx.store.begin():
-            # A statutory return never overwrites the case-management extract's person (the extract wins).
-            _write_staged(ctx, result.table, result.staged,
-                          only_new=statutory and result.table == "staged_sc_persons")
-            if result.table == "staged_marks":
-                _record_registers(ctx, result.staged)
-            for table_name, extra in result.extra.items():
-                _write_staged(ctx, table_name, extra, only_new=table_name in ("staged_pupils", "staged_sc_persons"))
+            if restage:
+                return _restage_write(ctx, source, entry, layout=layout_name, result=result,
+                                      quarantined=result.quarantined, issues=result.issues,
+                                      staged_rows=staged_rows, bad_rows=bad_rows, error=result.file_error, at=now)
+            _write_result(ctx, result, statutory=statutory)
             ctx.landing.quarantine(source_id=source.source_id, file_id=file_id, file_name=file_name,
                                    rows=result.quarantined, at=now)
             ctx.landing.record_issues(source_id=source.source_id, file_id=file_id, file_name=file_name,
@@ -167,6 +180,19 @@ def _ingest_landed(ctx: TetherContext, source: Source, entry: dict) -> Callable[
                 "rows_superseded": result.rows_superseded, "rows_quarantined": len(bad_rows),
                 "reasons": Counter(_reason_class(q.reason) for q in result.quarantined)}
     return write
+
+
+def _write_result(ctx: TetherContext, result, *, statutory: bool) -> int:
+    """The staged rows of one ingested file, its extra tables (e.g. the roll) included; returns
+    the number of rows inserted or changed."""
+    # A statutory return never overwrites the case-management extract's person (the extract wins).
+    written = _write_staged(ctx, result.table, result.staged,
+                            only_new=statutory and result.table == "staged_sc_persons")
+    if result.table == "staged_marks":
+        _record_registers(ctx, result.staged)
+    for table_name, extra in result.extra.items():
+        written += _write_staged(ctx, table_name, extra, only_new=table_name in ("staged_pupils", "staged_sc_persons"))
+    return written
 
 
 def _reason_class(reason: str) -> str:
@@ -198,6 +224,135 @@ def stage_source(ctx: TetherContext, source: Source) -> dict:
         if failure is not None:
             raise failure
     return {**{k: int(v) for k, v in totals.items()}, "quarantine_reasons": dict(reasons.most_common(10))}
+
+
+# --- re-staging --------------------------------------------------------------------------------
+
+def _key(row) -> tuple:
+    """A quarantine row or data-quality issue as (row, field, text), stored or freshly read."""
+    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name, None)
+    text = get("reason") if get("reason") is not None else get("issue")
+    number = get("row_number")
+    return (None if number is None or pd.isna(number) else int(number), get("field") or None, text)
+
+
+def _from_linkage(issue: dict) -> bool:
+    """A data-quality issue recorded by linkage (an identifier shared by records that disagree),
+    not by reading the file: `link` keeps those up to date, re-staging does not."""
+    return issue.get("field") in IDENTIFIER_FIELD.values() and " shared with " in (issue.get("issue") or "")
+
+
+def _drop_stale_staged(ctx: TetherContext, result, file_id: str) -> int:
+    """Remove staged rows this file put in the store that its new reading no longer yields (the
+    row is now quarantined, or the file refused): the store holds only the rows in force. Rows
+    a later file has since replaced carry that file's id and are left alone."""
+    frames = {} if result is None else {result.table: result.staged, **result.extra}
+    removed = 0
+    for table in t.metadata.sorted_tables:
+        if not table.name.startswith("staged_"):
+            continue
+        pk = [c.name for c in table.primary_key.columns]
+        stored = ctx.store.read(table, where=table.c.file_id == file_id, columns=pk)
+        if stored.empty:
+            continue
+        fresh = frames.get(table.name)
+        keep = set(map(tuple, fresh[pk].astype(str).to_numpy())) if fresh is not None and len(fresh) else set()
+        stale = stored[[k not in keep for k in map(tuple, stored[pk].astype(str).to_numpy())]]
+        if stale.empty:
+            continue
+        stmt = delete(table).where(and_(table.c.file_id == bindparam("stale_file_id"),
+                                        *[table.c[c] == bindparam(f"stale_{c}") for c in pk]))
+        with ctx.store.begin() as conn:
+            conn.execute(stmt, [{"stale_file_id": file_id, **{f"stale_{c}": row[c] for c in pk}}
+                                for row in stale.to_dict("records")])
+        removed += len(stale)
+    return removed
+
+
+def _restage_write(ctx: TetherContext, source: Source, entry: dict, *, layout: str | None, result,
+                   quarantined: list, issues: list, staged_rows: set, bad_rows: set, error: str | None,
+                   at: dt.datetime) -> dict:
+    """Bring one file's record in the store up to its new reading, in the caller's transaction.
+
+    Quarantine rows and data-quality issues in force that the new reading no longer finds are
+    stamped superseded (kept, never deleted); findings it shares with the old reading stay as they
+    are; new ones are added. Staged rows are written exactly as for a fresh file, and rows the file
+    staged before but no longer yields are removed. The manifest gets the new status and counts,
+    its old error cleared (that text stays in the superseded whole-file quarantine row).
+    """
+    file_id, file_name, sid = entry["file_id"], entry["file_name"], source.source_id
+    new_rows = {_key(q) for q in quarantined}
+    new_issues = {_key(i) for i in issues}
+    rows_superseded, issues_superseded = ctx.landing.supersede(
+        file_id, keep_quarantine=lambda r: _key(r) in new_rows,
+        keep_issues=lambda i: _key(i) in new_issues or (_from_linkage(i) and i["row_number"] in staged_rows),
+        at=at)
+    removed = _drop_stale_staged(ctx, result, file_id)
+    written = 0 if result is None else _write_result(ctx, result, statutory=layout in READERS)
+    added = ctx.landing.quarantine(source_id=sid, file_id=file_id, file_name=file_name, rows=quarantined, at=at)
+    added_issues = ctx.landing.record_issues(source_id=sid, file_id=file_id, file_name=file_name, issues=issues, at=at)
+    rows_read = None if result is None else result.rows_read
+    counts = (None, None, None, None) if result is None else (rows_read, len(staged_rows), len(bad_rows),
+                                                              result.rows_superseded)
+    changed = ctx.landing.mark_restaged(file_id, status="failed" if error else "staged", layout=layout,
+                                        rows_read=counts[0], rows_staged=counts[1], rows_quarantined=counts[2],
+                                        rows_superseded=counts[3], error=error, at=at)
+    before_staged = 0 if pd.isna(entry.get("rows_staged")) else int(entry["rows_staged"])
+    return {"file_id": file_id, "file_name": file_name, "layout": layout,
+            "status_before": entry["status"], "status": "failed" if error else "staged", "error": error,
+            "rows_read": rows_read or 0, "rows_staged": len(staged_rows), "rows_quarantined": len(bad_rows),
+            "rows_superseded": counts[3] or 0, "rows_newly_staged": max(len(staged_rows) - before_staged, 0),
+            "quarantine_rows_superseded": rows_superseded, "quarantine_rows_added": added,
+            "issues_superseded": issues_superseded, "issues_added": added_issues,
+            "staged_rows_written": written, "staged_rows_removed": removed,
+            "changed": bool(changed or rows_superseded or issues_superseded or added or added_issues
+                            or removed or written),
+            "reasons": Counter(_reason_class(q.reason) for q in quarantined)}
+
+
+def select_files(entries: list[dict], file: str) -> list[dict]:
+    """The manifest rows a `--file` names: a file name or glob (any letter case), or a file_id prefix."""
+    pattern = file.strip().lower()
+    return [e for e in entries
+            if fnmatch.fnmatchcase(e["file_name"].lower(), pattern) or e["file_id"].startswith(pattern)]
+
+
+def restage_source(ctx: TetherContext, source: Source, file: str | None = None) -> dict:
+    """Re-read landed files of the source under the current configuration and layout, without the
+    school sending them again: by default every file that failed or had every row quarantined; with
+    `file` (a file name, a glob or a file_id prefix) the files it names that have been staged or
+    refused, whatever their state. Each file is staged exactly as if it had arrived fresh, and the
+    old failure is superseded (kept, marked, no longer counted). Re-staging twice changes nothing
+    the second time. Files still waiting to be staged are left to the ingest job.
+
+    A file that cannot be re-read at all (an unexpected error) is left as it was and named in
+    `errors`; the others are still re-read. The caller decides whether that fails the run.
+    """
+    entries = ctx.landing.read_through(source.source_id)
+    chosen = select_files(entries, file) if file else [e for e in entries if refused_whole(e)]
+    files, failures = [], []
+    for entry in chosen:
+        try:
+            write = _ingest_landed(ctx, source, entry, restage=True)
+            with ctx.store.begin():
+                files.append(write())
+        except Exception as exc:    # the other files are still re-read; then it is raised
+            failures.append(f"{entry['file_name']} ({entry['file_id'][:12]}): {exc}")
+    reasons: Counter = Counter()
+    for f in files:
+        reasons.update(f.pop("reasons"))
+    figures = {
+        "files_reread": len(files), "files_changed": sum(f["changed"] for f in files),
+        "files_now_staged": sum(f["status"] == "staged" for f in files),
+        "files_still_failed": sum(f["status"] == "failed" for f in files),
+        **{k: sum(f[k] for f in files) for k in ("rows_read", "rows_staged", "rows_newly_staged", "rows_quarantined",
+                                                 "quarantine_rows_superseded", "issues_superseded",
+                                                 "staged_rows_removed")},
+        "quarantine_reasons": dict(reasons.most_common(10)),
+        "files": files,
+        "errors": failures,
+    }
+    return figures
 
 
 # --- linked record and signals ---------------------------------------------------------------

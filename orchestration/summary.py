@@ -25,14 +25,17 @@ def collect(store: Store, config: TetherConfig, as_of, failed_checks: list[dict]
                           "rows_read": int(g["rows_read"].fillna(0).sum()),
                           "rows_staged": int(g["rows_staged"].fillna(0).sum()),
                           "rows_superseded": int(g["rows_superseded"].fillna(0).sum()),
-                          "rows_quarantined": int(g["rows_quarantined"].fillna(0).sum())})
-    q = store.read(t.quarantine, columns=["source_id", "field", "reason"])
+                          "rows_quarantined": int(g["rows_quarantined"].fillna(0).sum()),
+                          "restaged": int(g["restaged_at"].notna().sum())})
+    # only findings in force: what a re-staging superseded stays in the store but no longer counts
+    q = store.read(t.quarantine, where=t.quarantine.c.superseded_at.is_(None), columns=["source_id", "field", "reason"])
     reasons = []
     if len(q):
         q["reason_class"] = q["reason"].str.replace(r"\s*\(.*$", "", regex=True).str.slice(0, 90)
         for (source, reason), n in q.groupby(["source_id", "reason_class"]).size().sort_values(ascending=False).items():
             reasons.append({"source": source, "reason": reason, "rows": int(n)})
-    dq = store.read(t.data_quality_issues, columns=["issue"])
+    dq = store.read(t.data_quality_issues, where=t.data_quality_issues.c.superseded_at.is_(None), columns=["issue"])
+    superseded = store.read(t.quarantine, where=t.quarantine.c.superseded_at.is_not(None), columns=["file_id"])
     links = store.read(t.child_links)
     kinds = links.groupby("child_key")["source_kind"].nunique() if len(links) else pd.Series(dtype=int)
     cohorts = store.read(t.cohort_membership)
@@ -48,6 +51,8 @@ def collect(store: Store, config: TetherConfig, as_of, failed_checks: list[dict]
         "as_of": as_of.isoformat(),
         "feeds": feeds,
         "quarantine_reasons": reasons,
+        "superseded_by_restaging": {"quarantine_rows": len(superseded),
+                                    "files": int(superseded["file_id"].nunique()) if len(superseded) else 0},
         "data_quality_issues": ({k: int(v) for k, v in dq["issue"].str.split(r"[;:]").str[0].value_counts().items()}
                                 if len(dq) else {}),
         "children": int(links["child_key"].nunique()) if len(links) else 0,
@@ -120,6 +125,10 @@ def render(s: dict) -> str:
     lines.append("Quarantined rows by reason:" if s["quarantine_reasons"] else "Quarantined rows: none")
     for r in s["quarantine_reasons"][:15]:
         lines.append(f"  {r['rows']:>6}  {r['source']:<16} {r['reason']}")
+    gone = s.get("superseded_by_restaging", {})
+    if gone.get("quarantine_rows"):
+        lines.append(f"  (not counted: {gone['quarantine_rows']} quarantine rows of {gone['files']} re-staged "
+                     f"file(s), superseded by `tether restage` and kept in the store)")
     if s["data_quality_issues"]:
         lines.append("Data-quality issues (rows kept; see data_quality_issues for file, row and field):")
         for issue, n in s["data_quality_issues"].items():

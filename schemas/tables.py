@@ -43,6 +43,7 @@ landing_manifest = Table(
            comment="when the staged_contract check last proved this file's staged rows"),
     Column("staged_at", DateTime(timezone=True)),
     Column("error", Text),
+    Column("restaged_at", DateTime(timezone=True), comment="when the file was last re-read by tether restage"),
     Index("ix_manifest_source_status", "source_id", "status"),
 )
 
@@ -57,6 +58,8 @@ quarantine = Table(
     Column("reason", Text, nullable=False),
     Column("payload_enc", LargeBinary, comment="the raw row (or file) encrypted"),
     Column("quarantined_at", DateTime(timezone=True), nullable=False),
+    Column("superseded_at", DateTime(timezone=True),
+           comment="when a re-staging of the file no longer found this; null while in force"),
     Index("ix_quarantine_file", "file_id"),
 )
 
@@ -70,6 +73,8 @@ data_quality_issues = Table(
     Column("field", String(100)),
     Column("issue", Text, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("superseded_at", DateTime(timezone=True),
+           comment="when a re-staging of the file no longer found this; null while in force"),
     Index("ix_dq_file", "file_id"),
 )
 
