@@ -61,8 +61,9 @@ def fix_layout(dep, column: str = "Attendance Mark") -> None:
 
 
 def snapshot(dep) -> dict:
+    """The data of the tables re-staging touches (not the contract check's own bookkeeping)."""
     store = dep.ctx.store
-    return {table.name: store.read(table).drop(columns=["identity_enc"], errors="ignore")
+    return {table.name: store.read(table).drop(columns=["identity_enc", "contract_checked_at"], errors="ignore")
             for table in (t.landing_manifest, t.quarantine, t.data_quality_issues, t.staged_marks, t.staged_pupils)}
 
 
