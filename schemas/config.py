@@ -133,6 +133,7 @@ class TetherConfig:
     schools: dict[str, School]
     policy: dict[str, Any]
     config_dir: Path | None = None
+    data_quality: dict[str, Any] = field(default_factory=dict)   # data_quality.toml (transforms/quality.py)
 
     def layout(self, name: str) -> Layout:
         try:
@@ -141,7 +142,8 @@ class TetherConfig:
             raise ConfigError(f"no layout named {name!r}; known layouts: {sorted(self.layouts)}") from None
 
 
-_FILES = ("attendance_codes", "calendar", "flag_rules", "recipients", "signals", "sources", "schools", "policy")
+_FILES = ("attendance_codes", "calendar", "flag_rules", "recipients", "signals", "sources", "schools", "policy",
+          "data_quality")
 
 
 def _builtin(name: str) -> dict:
@@ -210,4 +212,5 @@ def load_config(config_dir: str | Path | None = None) -> TetherConfig:
         schools=schools,
         policy=data["policy"],
         config_dir=config_dir,
+        data_quality=data["data_quality"],
     )
