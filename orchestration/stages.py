@@ -27,10 +27,12 @@ from transforms.cohorts import cohorts as derive_cohorts
 from transforms.consecutive import consecutive_runs
 from transforms.flags import address_flags, evaluate_flags
 from transforms.ingest import QuarantinedRow, ingest_file
+from transforms.quality import QualityRules
 from transforms.statutory.ingest import READERS, ingest_return
 from transforms.statutory.merge import staged_social_care
 from transforms.linkage import link_with_conflicts
 from transforms.measures import measures_from_sums, term_periods
+from transforms.person_references import rows_without_person
 from transforms.record import child_record
 
 from orchestration.remote_sources import land_remote_source
@@ -154,7 +156,8 @@ def _ingest_landed(ctx: TetherContext, source: Source, entry: dict, *,
     else:
         result = ingest_file(data, file_name=file_name, source_id=source.source_id, file_id=file_id,
                              layout=ctx.config.layout(layout_name), codes=ctx.config.codes, keys=ctx.keys,
-                             received_at=entry["received_at"])
+                             received_at=entry["received_at"], schools=set(ctx.config.schools),
+                             quality=QualityRules.from_mapping(ctx.config.data_quality))
     staged_rows = set(result.staged["row_number"].astype(int)) if len(result.staged) else set()
     if statutory:
         for extra in result.extra.values():
@@ -382,17 +385,35 @@ def _record_identifier_conflicts(ctx: TetherContext, conflicts: pd.DataFrame) ->
     return added
 
 
+def _record_file_issues(ctx: TetherContext, issues: pd.DataFrame) -> int:
+    """Data-quality issues (source_id, file_id, row_number, field, issue) against their files,
+    each recorded once however often this runs."""
+    if issues.empty:
+        return 0
+    manifest = ctx.store.read(t.landing_manifest, columns=["file_id", "file_name"])
+    names = dict(zip(manifest["file_id"], manifest["file_name"]))
+    now, added = dt.datetime.now(dt.timezone.utc), 0
+    for (source_id, file_id), rows in issues.groupby(["source_id", "file_id"], sort=True):
+        added += ctx.landing.record_issues(source_id=source_id, file_id=file_id, file_name=names.get(file_id, ""),
+                                           issues=rows.to_dict("records"), at=now)
+    return added
+
+
 def link(ctx: TetherContext) -> dict:
     """Map every source record to a pseudonymous child_key (exact tokens; restricted never linked).
 
     Identifiers shared by records that disagree on name and date of birth are not trusted within
-    one agency (two children) and are reported for review across agencies.
+    one agency (two children) and are reported for review across agencies. Social-care episodes
+    and allocations whose PersonID is in no persons file are recorded as data-quality issues
+    (transforms/person_references.py): they count for no child.
     """
     store = ctx.store
     persons, _ = social_care(ctx)
     links, conflicts = link_with_conflicts(store.read(t.staged_pupils), persons, store.read(t.staged_camhs_referrals))
     store.replace(t.child_links, links)
     recorded = _record_identifier_conflicts(ctx, conflicts)
+    recorded += _record_file_issues(ctx, rows_without_person(
+        persons, store.read(t.staged_sc_episodes), store.read(t.staged_sc_allocations)))
     per_child = links.groupby("child_key")["source_kind"].nunique() if len(links) else pd.Series(dtype=int)
     linked = conflicts["linked"].astype(bool) if len(conflicts) else pd.Series(dtype=bool)
     return {"records": len(links), "children": int(links["child_key"].nunique()) if len(links) else 0,

@@ -120,6 +120,7 @@ class TetherConfig:
     schools: dict[str, School]
     policy: dict[str, Any]
     config_dir: Path | None = None
+    data_quality: dict[str, Any] = field(default_factory=dict)   # data_quality.toml (transforms/quality.py)
 
     def layout(self, name: str) -> Layout:
         try:
@@ -130,7 +131,7 @@ class TetherConfig:
 
 _FILES = {"attendance_codes": m.AttendanceCodesFile, "calendar": m.CalendarFile, "flag_rules": m.FlagRulesFile,
           "recipients": m.RecipientsFile, "signals": m.SignalsFile, "sources": m.SourcesFile,
-          "schools": m.SchoolsFile, "policy": m.PolicyFile}
+          "schools": m.SchoolsFile, "policy": m.PolicyFile, "data_quality": m.DataQualityFile}
 _SOURCE_KEYS = {"transport", "files", "expected_by", "description"}
 
 
@@ -238,4 +239,5 @@ def load_config(config_dir: str | Path | None = None) -> TetherConfig:
         schools=schools,
         policy=specs["policy"].model_dump(),
         config_dir=config_dir,
+        data_quality=specs["data_quality"].model_dump(),
     )

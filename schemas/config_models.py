@@ -16,7 +16,8 @@ import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
-    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator,
+    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -569,6 +570,48 @@ class LayoutFile(ConfigModel):
         return self
 
 
+# -- data_quality.toml ----------------------------------------------------------------------------
+
+class DateOfBirthRulesModel(ConfigModel):
+    """When a date of birth is recorded as a data-quality issue (and kept out of name-based linkage)."""
+
+    year_group_tolerance_years: int = Field(1, ge=0, description="Years either side of the year group's birth "
+                                            "dates allowed for a child taught out of year group.")
+    min_age_years: int = Field(0, ge=0, description="With no year group: the youngest plausible age on the "
+                               "record's date (social care holds newborns; a later date of birth is always an "
+                               "issue).")
+    max_age_years: int = Field(25, ge=0, description="With no year group: the oldest plausible age on the "
+                               "record's date (care leavers are supported to 25).")
+
+
+class NameRulesModel(ConfigModel):
+    """Names that stand in for a name: recorded as issues, never used as a linkage key."""
+
+    placeholders: list[str] = Field(default_factory=list, description="Placeholder names, compared ignoring case, "
+                                    "accents, spaces and . - _ ' , ( ) (a list replaces the built-in one).")
+    placeholder_patterns: list[str] = Field(default_factory=list, description="Regular expressions matched "
+                                            "against the whole compared (lower-case) name.")
+
+    @field_validator("placeholder_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise PydanticCustomError("bad_regex", "{pattern!r} is not a regular expression ({why})",
+                                          {"pattern": pattern, "why": str(exc)}) from None
+        return patterns
+
+
+class DataQualityFile(ConfigModel):
+    """data_quality.toml: data-quality rules applied when a record is staged (transforms/quality.py)."""
+
+    date_of_birth: DateOfBirthRulesModel = Field(default_factory=DateOfBirthRulesModel,
+                                                 description="Plausible dates of birth.")
+    names: NameRulesModel = Field(default_factory=NameRulesModel, description="Placeholder names.")
+
+
 # The model of each configuration file, by its name in the configuration folder.
 CONFIG_FILES: dict[str, type[ConfigModel]] = {
     "sources.toml": SourcesFile,
@@ -579,5 +622,6 @@ CONFIG_FILES: dict[str, type[ConfigModel]] = {
     "flag_rules.toml": FlagRulesFile,
     "recipients.toml": RecipientsFile,
     "policy.toml": PolicyFile,
+    "data_quality.toml": DataQualityFile,
     "layouts/<name>.toml": LayoutFile,
 }

@@ -16,6 +16,13 @@ Every planted row is chosen so that the ground truth of measures, cohorts and fl
 - it copies its identity from a real row of the same file for the file's own day, so a school's
   roll taken from the attendance file is the same.
 
+Some planted rows are not quarantined but staged with a data-quality issue (`BadInput.issues`,
+written to ground_truth/data_quality.csv): closed CAMHS referrals of a real patient, under a new
+referral id and without the NHS number, whose forename or surname is a placeholder (`Baby`, `Xxx`,
+`Anon`, `TBC`) or whose date of birth is a parent's or a date still to come (a due date). They leave the truth
+alone: a closed referral opens no CAMHS involvement, and the row carries no token that could link
+(no NHS number; the name + date-of-birth key is withheld for exactly these rows).
+
 Row numbers are those of the reader: 1-based among the non-blank data rows, the header is row 0;
 the generated files hold one physical line per row and no blank lines, so a row's number is its
 line's position after the header. A refused file is one entry with no row number (the file) and
@@ -34,6 +41,7 @@ from synthetic import writers
 from synthetic.schools import MIS_A, MIS_B, School
 
 QUARANTINE_HEADER = ["source_id", "file_name", "row_number", "field", "reason_kind"]
+DATA_QUALITY_HEADER = QUARANTINE_HEADER
 _BOM = b"\xef\xbb\xbf"
 
 # Attendance marks a reader must refuse, each on a weekend date: (reason kind, mark).
@@ -63,6 +71,7 @@ class BadInput:
     expected: list[Expected] = field(default_factory=list)
     added_rows: dict[tuple[str, str], int] = field(default_factory=dict)
     new_files: list[tuple[str, str, str, int]] = field(default_factory=list)
+    issues: list[Expected] = field(default_factory=list)      # staged rows with a data-quality issue
 
     @property
     def bad_rows(self) -> int:
@@ -73,8 +82,15 @@ class BadInput:
         return sum(e.row_number is None for e in self.expected)
 
     def truth_rows(self) -> list[list]:
-        return [e.as_row() for e in sorted(self.expected, key=lambda e: (
-            e.source_id, e.file_name, -1 if e.row_number is None else e.row_number))]
+        return _sorted_rows(self.expected)
+
+    def issue_rows(self) -> list[list]:
+        return _sorted_rows(self.issues)
+
+
+def _sorted_rows(entries: list[Expected]) -> list[list]:
+    return [e.as_row() for e in sorted(entries, key=lambda e: (
+        e.source_id, e.file_name, -1 if e.row_number is None else e.row_number, e.field))]
 
 
 @dataclass
@@ -82,6 +98,7 @@ class _Planted:
     line: bytes
     kind: str | None = None
     field: str = ""
+    staged: bool = False        # kept, with a data-quality issue, rather than quarantined
 
 
 class _Extract:
@@ -109,17 +126,20 @@ class _Extract:
     def original(self) -> list[_Planted]:
         return [r for r in self.rows if r.kind is None]
 
-    def insert(self, rng: random.Random, line: bytes, kind: str, fld: str = "", after: _Planted | None = None) -> None:
+    def insert(self, rng: random.Random, line: bytes, kind: str, fld: str = "", after: _Planted | None = None,
+               staged: bool = False) -> None:
         lo = 0 if after is None else self.rows.index(after) + 1
-        self.rows.insert(rng.randint(lo, len(self.rows)), _Planted(line, kind, fld))
+        self.rows.insert(rng.randint(lo, len(self.rows)), _Planted(line, kind, fld, staged))
 
-    def save(self) -> list[Expected]:
+    def save(self) -> tuple[list[Expected], list[Expected]]:
+        """Write the file; (rows to quarantine, staged rows with a data-quality issue)."""
         term = b"\r\n" if self.crlf else b"\n"
         rows = self.rows + ([self.truncated] if self.truncated else [])
         body = term.join([self.header] + [r.line for r in rows])
         self.path.write_bytes(body if self.truncated else body + term)
-        return [Expected(self.source_id, self.path.name, n, r.field, r.kind)
-                for n, r in enumerate(rows, start=1) if r.kind is not None]
+        planted = [(Expected(self.source_id, self.path.name, n, r.field, r.kind), r.staged)
+                   for n, r in enumerate(rows, start=1) if r.kind is not None]
+        return [e for e, staged in planted if not staged], [e for e, staged in planted if staged]
 
     def planted(self) -> int:
         return sum(r.kind is not None for r in self.rows) + (self.truncated is not None)
@@ -295,13 +315,46 @@ class _Planter:
         fields[h["ReferralStatus"]], fields[h["DischargeDate"]] = "pending", ""
         ex.insert(self.rng, ex.encode(fields), "bad_referral_status", "referral_status")
 
+    def camhs_data_quality(self, as_of_day: dt.date) -> None:
+        """Closed referrals of real patients (new ids, no NHS number) with a placeholder name or a
+        date of birth that cannot be the child's (a parent's, a due date): staged, each with a
+        data-quality issue."""
+        path = self.inbox / "camhs" / f"camhs_referrals_{as_of_day:%Y%m%d}.csv"
+        if not path.exists():
+            return
+        ex = self.extract(path, "camhs", "camhs_referrals", "utf-8")
+        h = {name: i for i, name in enumerate(writers.CAMHS_REFERRALS)}
+        rows = ex.original()
+        if not rows:
+            return
+        serial = max(int(ex.fields(r)[h["ReferralID"]][2:]) for r in ex.rows)     # ids after every other
+        parent = dt.date(as_of_day.year - self.rng.randrange(30, 45), self.rng.randrange(1, 13), self.rng.randrange(1, 29))
+        due = as_of_day + dt.timedelta(days=self.rng.randrange(20, 300))     # a due date typed as the birth date
+        plants = (("placeholder_name", "forename", {"GivenName": "Baby"}),
+                  ("placeholder_name", "surname", {"FamilyName": self.rng.choice(("Xxx", "Anon", "TBC"))}),
+                  ("implausible_dob", "dob", {"BirthDate": parent.isoformat()}),
+                  ("implausible_dob", "dob", {"BirthDate": due.isoformat()}))
+        for n, (kind, fld, changes) in enumerate(plants, start=1):
+            fields = list(ex.fields(rows[self.rng.randrange(len(rows))]))
+            received = as_of_day - dt.timedelta(days=self.rng.randrange(400, 800))
+            fields[h["NHSNumber"]] = ""
+            fields[h["ReferralID"]] = f"CR{serial + n:07d}"
+            fields[h["ReferralReceivedDate"]] = received.isoformat()
+            fields[h["ReferralStatus"]] = "closed"
+            fields[h["DischargeDate"]] = (received + dt.timedelta(days=self.rng.randrange(30, 90))).isoformat()
+            for column, value in changes.items():
+                fields[h[column]] = value
+            ex.insert(self.rng, ex.encode(fields), kind, fld, staged=True)
+
     def finish(self) -> BadInput:
         for ex in self.extracts.values():
             planted = ex.planted()
             if planted:
                 key = (ex.source_id, ex.feed)
                 self.result.added_rows[key] = self.result.added_rows.get(key, 0) + planted
-                self.result.expected += ex.save()
+                expected, issues = ex.save()
+                self.result.expected += expected
+                self.result.issues += issues
         return self.result
 
 
@@ -314,4 +367,5 @@ def plant_bad_input(rng: random.Random, inbox: Path, schools: list[School], as_o
     planter.mis_b([s for s in schools if s.source_id == MIS_B])
     planter.episodes(as_of_day)
     planter.camhs(as_of_day)
+    planter.camhs_data_quality(as_of_day)
     return planter.finish()

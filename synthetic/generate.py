@@ -4,14 +4,14 @@
 - out_dir/inbox/<source_id>/...  the feeds (school_mis_a, school_mis_b, social_care, camhs);
 - out_dir/config/                sources.toml, schools.toml, calendar.toml (use as TETHER_CONFIG_DIR);
 - out_dir/ground_truth/          pupils.csv, records.csv, cohorts.csv, expected_flags.csv, scenario.csv,
-                                 quarantine.csv (never read by the pipeline; see synthetic.truth and
-                                 synthetic.bad_input).
+                                 quarantine.csv, data_quality.csv (never read by the pipeline; see
+                                 synthetic.truth and synthetic.bad_input).
 Everything is drawn from `random.Random(seed)`: the same arguments give byte-identical files.
 
 With `bad_input` (the default) a few tens of malformed rows and one file to refuse are added to the
 feeds after they are written, from a separate random stream: the other ground-truth files are the
-same either way, and quarantine.csv lists every row the pipeline must quarantine (header only
-without bad input).
+same either way, quarantine.csv lists every row the pipeline must quarantine and data_quality.csv
+every planted row it must stage with a data-quality issue (header only without bad input).
 
 Attendance: a nightly file per school per school day from the first term start of the academic
 year to the day before the as-of date; on the as-of day an intraday file `..._<date>T0930.csv`
@@ -30,7 +30,7 @@ from schemas.calendar import LONDON, SchoolCalendar, academic_year_start
 from schemas.config import load_config
 
 from synthetic import truth, writers
-from synthetic.bad_input import QUARANTINE_HEADER, BadInput, plant_bad_input
+from synthetic.bad_input import DATA_QUALITY_HEADER, QUARANTINE_HEADER, BadInput, plant_bad_input
 from synthetic.attendance import AM, PM, AttendancePlanner, MarkPlan, extract_rows
 from synthetic.health import build_camhs
 from synthetic.people import IdentifierFactory
@@ -269,6 +269,7 @@ def generate_la(out_dir: Path, *, seed: int = 1, n_schools: int = 12, n_pupils: 
     flags = truth.expected_flags(enrolments, final, cohorts, cal, as_of, set(index_of))
     truth.write_table(truth_dir / "expected_flags.csv", truth.FLAGS_HEADER, flags)
     truth.write_table(truth_dir / "quarantine.csv", QUARANTINE_HEADER, planted.truth_rows())
+    truth.write_table(truth_dir / "data_quality.csv", DATA_QUALITY_HEADER, planted.issue_rows())
     report.expected_flags = len(flags)
     report.n_children = len(pupils.children)
     truth.write_table(truth_dir / "scenario.csv", ["key", "value"], [

@@ -21,6 +21,9 @@ Files written to `ground_truth/` (CSV, UTF-8):
 - quarantine.csv: every row (row_number blank: every whole file) the pipeline must quarantine, with
   the canonical field at fault and a short reason kind; written by synthetic.generate from
   synthetic.bad_input (header only when no bad input was planted).
+- data_quality.csv: the planted rows the pipeline must stage with a data-quality issue (same
+  columns; reason_kind placeholder_name or implausible_dob), from synthetic.bad_input. The pipeline
+  records other issues too (the generator's own noise, e.g. mistyped UPNs); these are the planted ones.
 """
 from __future__ import annotations
 

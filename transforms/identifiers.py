@@ -11,6 +11,8 @@ import tomllib
 from functools import lru_cache
 from importlib import resources
 
+from stdnum.exceptions import InvalidChecksum, InvalidFormat, InvalidLength
+from stdnum.gb import nhs as stdnum_nhs
 from stdnum.gb import upn as stdnum_upn
 
 UPN_LENGTH = 13
@@ -71,31 +73,23 @@ def is_valid_upn(upn: str | None, la_numbers: frozenset[str] | None = None) -> b
     return upn_problem(upn, la_numbers) is None
 
 
-def nhs_check_digit(first_nine: str) -> int | None:
-    """The NHS number check digit for nine digits: weights 10..2, 11 - (sum mod 11), 11 -> 0.
-
-    None when the remainder gives 10: no valid NHS number begins with those nine digits.
-    """
-    total = sum(int(d) * w for d, w in zip(first_nine, range(10, 1, -1)))
-    check = 11 - total % 11
-    if check == 11:
-        return 0
-    return None if check == 10 else check
-
-
 def nhs_number_problem(nhs: str | None) -> str | None:
-    """What is wrong with an NHS number, or None when it is valid in format."""
+    """What is wrong with an NHS number, or None when it is valid in format (python-stdnum's
+    `stdnum.gb.nhs`: ten digits, modulus-11 check digit with weights 10 to 2)."""
     number = compact_identifier(nhs)
     if number is None:
         return "NHS number is empty"
-    if not number.isdigit():
-        return "NHS number is not all digits"
-    if len(number) != NHS_LENGTH:
+    try:
+        stdnum_nhs.validate(number)
+    except InvalidLength:       # a subclass of InvalidFormat: caught first
         return f"NHS number is not {NHS_LENGTH} digits long"
-    check = nhs_check_digit(number[:9])
-    if check is None:
-        return "NHS number cannot be valid (check digit would be 10)"
-    if check != int(number[9]):
+    except InvalidFormat:
+        return "NHS number is not all digits"
+    except InvalidChecksum:
+        # The check digit must bring the weighted sum to 0 mod 11; with a remainder of 1 after the
+        # first nine digits it would have to be 10, so no number starting with them is valid.
+        if stdnum_nhs.checksum(number[:9] + "0") == 1:
+            return "NHS number cannot be valid (check digit would be 10)"
         return "NHS number check digit invalid"
     return None
 

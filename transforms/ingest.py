@@ -20,10 +20,22 @@ Decisions:
 - `recorded_at` of a mark is the row's `updated_at` when the layout has it, else the extract time
   from the file name (Europe/London; a nightly file without a time counts as 18:00 that day),
   else the time the file was received.
+- A school file (attendance, pupils) whose LAESTAB (from the file name) is not in schools.toml is
+  refused whole, every row counted and quarantined: "school 1234567 is not in schools.toml; add it
+  or fix the file name". Its marks would otherwise bring children into the record under a school
+  nobody configured (a mistyped file name, another LA's school), and no freshness, reporting or
+  recipient rule knows it; refusing the file keeps it reconcilable, and once the school is added
+  (or the name fixed) the landed file is re-staged. The check is on when schools.toml lists at
+  least one school (`schools` given and not empty): a deployment that lists none has not started.
+- A leaving date before the admission date is a data-quality issue; the row is staged as sent and
+  the leaving date is ignored when deciding who is on roll (transforms/record.py `on_roll`): one
+  of the two dates is wrong, and taking the pupil off roll on a wrong one would hide them.
+- Dates of birth, placeholder names, formula values and line breaks: transforms/quality.py.
 """
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +49,7 @@ from transforms.normalise import LONDON, london_time
 from transforms.pseudonymise import (
     CAMHS_PATIENT_NS, SC_PERSON_NS, identity_columns, per_value, pupil_ref, record_ref, without_identity,
 )
+from transforms.quality import QualityRules
 from transforms.read import DataQualityIssue, QuarantinedRow, ReadResult, read_layout
 from transforms.validate import validate_staged
 
@@ -60,6 +73,7 @@ _KEYS = {
     "sc_allocations": (("person_id", "worker_id", "start_date"), "person, worker and start date"),
     "camhs_referrals": (("referral_id",), "referral"),
 }
+SCHOOL_FEEDS = frozenset({"attendance", "pupils"})     # a school's file: its LAESTAB is in the file name
 _ROLL_IDENTITY = ("upn", "surname", "forename", "dob")
 _ROLL_FIELDS = ("school_pupil_id", "upn", "surname", "forename", "dob", "sex", "year_group", "reg_group")
 
@@ -81,11 +95,16 @@ class IngestResult:
 
 
 def ingest_file(data: bytes, *, file_name: str, source_id: str, file_id: str, layout: Layout,
-                codes: CodeTable, keys: KeyRing, received_at: dt.datetime) -> IngestResult:
-    """Read, pseudonymise and validate one file; see the module docstring for the rules."""
+                codes: CodeTable, keys: KeyRing, received_at: dt.datetime,
+                schools: Collection[str] | None = None, quality: QualityRules | None = None) -> IngestResult:
+    """Read, pseudonymise and validate one file; see the module docstring for the rules.
+
+    `schools`: the LAESTABs of schools.toml (None or empty: not checked); `quality`: the
+    data-quality rules (None: the built-in data_quality.toml).
+    """
     try:
         return _ingest(data, file_name=file_name, source_id=source_id, file_id=file_id, layout=layout,
-                       codes=codes, keys=keys, received_at=received_at)
+                       codes=codes, keys=keys, received_at=received_at, schools=schools, quality=quality)
     except Exception as exc:    # the original may quote a cell: keep only its type
         raise IngestError(f"{source_id} file {file_name}: internal error while ingesting "
                           f"({type(exc).__name__})") from None
@@ -98,7 +117,7 @@ def _utc(moment: dt.datetime) -> dt.datetime:
 def _file_context(layout: Layout, file_name: str, received_at: dt.datetime) -> tuple[dict, str | None]:
     """laestab, extract_date and extract moment from the file name; or a reason to refuse the file."""
     groups = layout.parse_filename(file_name)
-    needs_school = layout.feed in {"attendance", "pupils"}
+    needs_school = layout.feed in SCHOOL_FEEDS
     if groups is None:
         if needs_school:
             return {}, f"file name does not match the pattern of layout {layout.name}"
@@ -121,8 +140,8 @@ def _file_context(layout: Layout, file_name: str, received_at: dt.datetime) -> t
     return ctx, None
 
 
-def _refuse_rows(read: ReadResult, table: str, reason: str, raw: bytes) -> IngestResult:
-    quarantined = [QuarantinedRow(None, None, reason, raw)]
+def _refuse_rows(read: ReadResult, table: str, reason: str, raw: bytes, fld: str | None = None) -> IngestResult:
+    quarantined = [QuarantinedRow(None, fld, reason, raw)]
     quarantined += [QuarantinedRow(n, None, f"file not read: {reason}", read.payloads.get(n, b""))
                     for n in range(1, read.rows_read + 1)]
     return IngestResult(table, empty_staged_frame(table), quarantined, [], read.rows_read, reason)
@@ -190,7 +209,9 @@ def _stage_frame(feed: str, frame: pd.DataFrame, ctx: dict, keys: KeyRing, sourc
         out["recorded_at"] = [u if u is not None and not pd.isna(u) else ctx["extract_at"]
                               for u in frame["updated_at"]]
     elif feed in {"pupils", "sc_persons", "camhs_referrals"}:
-        ids, issues = identity_columns(frame, keys)
+        ids, issues = identity_columns(frame, keys, on=ctx.get("extract_date"), rules=ctx.get("quality"))
+        if feed == "pupils":
+            issues += _leaving_before_admission(frame)
         if feed == "pupils":
             out["laestab"] = ctx["laestab"]
             out["pupil_ref"] = per_value(lambda v: pupil_ref(tk, ctx["laestab"], v), frame["school_pupil_id"], refs)
@@ -213,6 +234,15 @@ def _stage_frame(feed: str, frame: pd.DataFrame, ctx: dict, keys: KeyRing, sourc
         for c in rest.columns:
             out[c] = rest[c].to_numpy()
     return _provenance(out, frame, source_id, file_id), issues
+
+
+def _leaving_before_admission(frame: pd.DataFrame) -> list[DataQualityIssue]:
+    if "leaving_date" not in frame.columns or "admission_date" not in frame.columns:
+        return []
+    return [DataQualityIssue(int(n), "leaving_date", "leaving date is before the admission date; "
+                                                     "ignored when deciding who is on roll")
+            for n, a, l in zip(frame["row_number"], frame["admission_date"], frame["leaving_date"])
+            if isinstance(a, dt.date) and isinstance(l, dt.date) and l < a]
 
 
 def _roll_from_attendance(read: ReadResult, layout: Layout, ctx: dict, keys: KeyRing, source_id: str,
@@ -256,7 +286,8 @@ def _roll_from_attendance(read: ReadResult, layout: Layout, ctx: dict, keys: Key
 
 
 def _ingest(data: bytes, *, file_name: str, source_id: str, file_id: str, layout: Layout, codes: CodeTable,
-            keys: KeyRing, received_at: dt.datetime) -> IngestResult:
+            keys: KeyRing, received_at: dt.datetime, schools: Collection[str] | None,
+            quality: QualityRules | None) -> IngestResult:
     table = FEED_TABLES[layout.feed]
     read = read_layout(data, layout, codes)
     if read.file_error:
@@ -265,6 +296,10 @@ def _ingest(data: bytes, *, file_name: str, source_id: str, file_id: str, layout
     ctx, name_problem = _file_context(layout, file_name, received_at)
     if name_problem:
         return _refuse_rows(read, table, name_problem, b"")
+    if schools and layout.feed in SCHOOL_FEEDS and ctx["laestab"] not in schools:
+        return _refuse_rows(read, table, f"school {ctx['laestab']} is not in schools.toml; add it or fix the file name",
+                            b"", "laestab")
+    ctx["quality"] = quality
 
     quarantined = list(read.quarantined)
     conflicts, superseded = _conflicts(read.frame, layout.feed)

@@ -56,14 +56,16 @@ def on_roll(pupils: pd.DataFrame, as_of: dt.datetime) -> pd.DataFrame:
     """Roll rows of pupils on roll on `as_of`'s date: admitted by then and not yet left.
 
     The leaving date is the last day on roll (the MIS convention), so a pupil leaving today is
-    still on roll today. A missing admission date does not take a pupil off roll.
+    still on roll today. A missing admission date does not take a pupil off roll, and a leaving
+    date before the admission date is ignored (one of them is wrong; ingest records the issue).
     """
     if pupils.empty:
         return pupils.copy()
     day = as_of_date(as_of)
     admitted = dates(pupils["admission_date"]) if "admission_date" in pupils else pd.Series(None, index=pupils.index)
     leaving = dates(pupils["leaving_date"]) if "leaving_date" in pupils else pd.Series(None, index=pupils.index)
-    keep = [(a is None or a <= day) and (l is None or l >= day) for a, l in zip(admitted, leaving)]
+    keep = [(a is None or a <= day) and (l is None or l >= day or (a is not None and l < a))
+            for a, l in zip(admitted, leaving)]
     return pupils[pd.Series(keep, index=pupils.index, dtype=bool)]
 
 

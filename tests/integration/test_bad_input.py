@@ -29,10 +29,10 @@ from sharing.crypto import decrypt, decrypt_json
 from sharing.keys import write_new_keys
 from synthetic.people import upn_with_check
 from synthetic.statutory import write_cin_census, write_ssda903
-from synthetic.writers import (CAMHS_REFERRALS, MIS_A_ATTENDANCE, MIS_B_ATTENDANCE, SC_ALLOCATIONS,
-                               SC_EPISODES, SC_PERSONS)
+from synthetic.writers import (CAMHS_REFERRALS, MIS_A_ATTENDANCE, MIS_A_PUPILS, MIS_B_ATTENDANCE,
+                               SC_ALLOCATIONS, SC_EPISODES, SC_PERSONS)
 from transforms.linkage import identifier_conflicts
-from transforms.pseudonymise import pupil_ref
+from transforms.pseudonymise import SC_PERSON_NS, pupil_ref, record_ref
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +49,9 @@ path = "inbox/school_mis_a"
 [[sources.school_mis_a.files]]
 pattern = "*_attendance_*.csv"
 layout = "mis-a"
+[[sources.school_mis_a.files]]
+pattern = "*_pupils_*.csv"
+layout = "mis-a-pupils"
 
 [sources.school_mis_b]
 path = "inbox/school_mis_b"
@@ -84,6 +87,8 @@ pattern = "camhs_referrals_*.csv"
 layout = "camhs-referrals"
 """
 SOURCE_IDS = ("school_mis_a", "school_mis_b", "social_care", "camhs")
+UNLISTED = "8864009"                       # a school that schools.toml does not list
+SCHOOLS_TOML = "".join(f'[schools."{s}"]\nname = "School {s}"\n' for s in (GOOD_A, GOOD_B, BAD_A, BAD_B))
 
 
 # --- the people in the files -------------------------------------------------------------------
@@ -155,9 +160,14 @@ def mis_a_rows(*children: Child, marks=("/", "N")) -> list[list[str]]:
     return [mis_a_row(c, s, m) for c in children for s, m in zip(("AM", "PM"), marks)]
 
 
-def mis_b_row(c: Child, session: str, mark: str) -> list[str]:
-    return [c.ref, c.upn, c.surname, c.forename, c.dob.isoformat(), c.sex, "5", "5B", DAY.isoformat(),
-            session, mark, "", f"{DAY.isoformat()}T16:00:00"]
+def year_group(dob: dt.date) -> str:
+    """The year group of a child born on `dob` in 2026/27 (year N: born 1 Sep 2021-N .. 31 Aug 2022-N)."""
+    return str(2021 - (dob.year if dob.month >= 9 else dob.year - 1))
+
+
+def mis_b_row(c: Child, session: str, mark: str, *, year: str | None = None) -> list[str]:
+    return [c.ref, c.upn, c.surname, c.forename, c.dob.isoformat(), c.sex, year or year_group(c.dob), "5B",
+            DAY.isoformat(), session, mark, "", f"{DAY.isoformat()}T16:00:00"]
 
 
 def mis_a_file(rows: list[list[str]], **kw) -> bytes:
@@ -337,6 +347,7 @@ def write_config(root: Path, extra_sources: str = "") -> Path:
     config = root / "config"
     config.mkdir(parents=True)
     (config / "sources.toml").write_text(SOURCES_TOML + extra_sources, encoding="utf-8")
+    (config / "schools.toml").write_text(SCHOOLS_TOML, encoding="utf-8")
     for sid in SOURCE_IDS:
         (root / "inbox" / sid).mkdir(parents=True)
     return config
@@ -866,3 +877,186 @@ layout = "mis-a"
                   ("signals", "cohort_membership"), ("flags", "absence_flags"), ("outbox", "deliveries")}
     assert downstream - materialized == set(), "one source down stopped the record for every other source"
     dep.ctx.store.dispose()
+
+
+# --- accepted silently no more: data quality a data team expects ----------------------------------
+
+def issue_rows(dep: Deployment, name: str) -> list[tuple]:
+    return sorted((int(r.row_number), r.field) for r in dep.issues(name).itertuples() if not pd.isna(r.row_number))
+
+
+def issue_text(dep: Deployment, name: str, row: int, fld: str) -> str:
+    found = dep.issues(name)
+    found = found[(found["row_number"] == row) & (found["field"] == fld)]
+    assert len(found) == 1, (row, fld, found.to_dict("records"))
+    assert found["source_id"].iloc[0] == dep.sources[name]
+    return found["issue"].iloc[0]
+
+
+def roll_row(dep: Deployment, laestab: str, pupil_id: str) -> dict:
+    pupils = dep.ctx.store.read(t.staged_pupils)
+    row = pupils[(pupils["laestab"] == laestab) & (pupils["pupil_ref"] == pupil_ref(dep.ctx.keys.token_key,
+                                                                                      laestab, pupil_id))]
+    assert len(row) == 1
+    return row.iloc[0].to_dict()
+
+
+def test_marks_for_a_school_not_in_schools_toml_refuse_the_file_and_every_row_is_counted(dep):
+    name = f"{UNLISTED}_attendance_{STAMP}.csv"
+    data = mis_a_file(mis_a_rows(C1, C2))
+    dep.put("school_mis_a", name, data)
+    dep.load()
+    e = dep.entry(name)
+    reason = f"school {UNLISTED} is not in schools.toml; add it or fix the file name"
+    assert (e["status"], e["rows_read"], e["rows_staged"], e["rows_quarantined"]) == ("failed", 4, 0, 4)
+    assert e["error"] == reason
+    q = dep.quarantined(name)
+    whole = q[q["row_number"].isna()]
+    assert len(whole) == 1 and whole["field"].iloc[0] == "laestab" and whole["reason"].iloc[0] == reason
+    assert sorted(n for n, _ in only_row_entries(q)) == [1, 2, 3, 4]
+    assert set(q.loc[q["row_number"].notna(), "reason"]) == {f"file not read: {reason}"}
+    lines = data_lines(data)
+    for _, row in q[q["row_number"].notna()].iterrows():
+        assert dep.payload(row) == lines[int(row["row_number"])]
+    assert dep.marks(UNLISTED).empty
+    assert dep.ctx.store.read(t.staged_pupils)["laestab"].eq(UNLISTED).sum() == 0     # no child entered the record
+    dep.assert_good_files_loaded()
+    dep.assert_every_file_reconciles()
+    dep.assert_quarantine_names_source_and_file(name)
+    dep.assert_reasons_safe(name)
+    dep.assert_no_identity_anywhere()
+
+
+def test_a_dob_that_cannot_belong_to_the_year_group_and_placeholder_names_are_issues(dep):
+    parent_dob = Child("STU-9231", upn(BAD_B[3:], 531), "Rosalind", "Ashdown", dt.date(1986, 5, 14))
+    sibling_dob = Child("STU-9232", upn(BAD_B[3:], 532), "Cosmo", "Ashdown", dt.date(2026, 6, 2), "M")
+    baby = Child("STU-9233", upn(BAD_B[3:], 533), "Baby Girl", "Featherstonehaugh", dt.date(2016, 12, 5))
+    unknown = Child("STU-9234", upn(BAD_B[3:], 534), "Leontyne", "Unknown", dt.date(2017, 1, 19))
+    initial = Child("STU-9235", upn(BAD_B[3:], 535), "X", "Blandford", dt.date(2017, 2, 11))
+    dep.identities += [v for c in (parent_dob, sibling_dob, baby, unknown, initial) for v in c.identity()
+                       if v not in ("Baby Girl", "Unknown", "X")]
+    rows = [mis_b_row(parent_dob, "Morning", "/", year="5"), mis_b_row(sibling_dob, "Morning", "/", year="5"),
+            mis_b_row(baby, "Morning", "/"), mis_b_row(unknown, "Morning", "/"), mis_b_row(initial, "Morning", "/"),
+            mis_b_row(D1, "Morning", "/")]
+    data = csv_bytes(MIS_B_ATTENDANCE, rows, bom=True)
+    dep.put("school_mis_b", BAD_NAME_B, data)
+    dep.load()
+    e = dep.entry(BAD_NAME_B)
+    assert (e["status"], e["rows_read"], e["rows_staged"], e["rows_quarantined"]) == ("staged", 6, 6, 0)
+    assert dep.quarantined(BAD_NAME_B).empty and len(dep.marks(BAD_B)) == 6          # every row kept
+    assert issue_rows(dep, BAD_NAME_B) == [(1, "dob"), (2, "dob"), (3, "forename"), (4, "surname"), (5, "forename")]
+    assert "too old for year group 5" in issue_text(dep, BAD_NAME_B, 1, "dob")
+    assert "too young for year group 5" in issue_text(dep, BAD_NAME_B, 2, "dob")
+    assert "placeholder" in issue_text(dep, BAD_NAME_B, 3, "forename")
+    for c in (parent_dob, sibling_dob, baby, unknown, initial):
+        assert roll_row(dep, BAD_B, c.ref)["name_dob_token"] is None, c.ref           # kept out of name linkage
+    assert roll_row(dep, BAD_B, D1.ref)["name_dob_token"] is not None
+    assert dep.pupil_identity(BAD_B, parent_dob.ref)["dob"] == "1986-05-14"           # stored (encrypted) as sent
+    dep.assert_all_invariants(BAD_NAME_B, data)
+
+
+def test_social_care_and_camhs_dates_of_birth_are_judged_by_age_without_a_year_group(dep):
+    adult = Child("LA90031", "", "Augustina", "Pemberton", dt.date(1979, 2, 1))        # 47 on the extract date
+    infant = Child("LA90032", "", "Not Known", "Pemberton", dt.date(2026, 5, 1))        # 6 months, no name
+    dep.identities += [v for c in (adult, infant) for v in c.identity() if v != "Not Known"]
+    name = "sc_persons_20261128.csv"
+    data = csv_bytes(SC_PERSONS, [[c.ref, "", "", c.forename, c.surname, c.dob.isoformat(), "F", "", ""]
+                                  for c in (adult, infant)])
+    dep.put("social_care", name, data)
+    dep.load()
+    e = dep.entry(name)
+    assert (e["status"], e["rows_read"], e["rows_staged"], e["rows_quarantined"]) == ("staged", 2, 2, 0)
+    assert issue_rows(dep, name) == [(1, "dob"), (2, "dob"), (2, "forename")]
+    assert "over 25" in issue_text(dep, name, 1, "dob") and "under 2" in issue_text(dep, name, 2, "dob")
+    persons = dep.ctx.store.read(t.staged_sc_persons)
+    mine = persons[persons["file_id"] == e["file_id"]]
+    assert len(mine) == 2 and mine["name_dob_token"].isna().all()
+    dep.assert_all_invariants(name, data)
+
+
+def test_formula_values_are_issues_stored_as_sent(dep):
+    formula = Child("ADN-9131", upn(BAD_A[3:], 431), "@Ottilie", '=HYPERLINK("http://evil.example","x")',
+                    dt.date(2016, 3, 3))
+    minus = Child("ADN-9132", upn(BAD_A[3:], 432), "Rupert", "-Blackwood", dt.date(2016, 4, 4), "M")
+    dep.identities += formula.identity() + minus.identity()
+    rows = [mis_a_row(formula, "AM", "/"), mis_a_row(formula, "PM", "/"),
+            mis_a_row(minus, "AM", "/", reg="+5W"), mis_a_row(minus, "PM", "/", reg="+5W")]
+    data = mis_a_file(rows)
+    dep.put("school_mis_a", BAD_NAME, data)
+    dep.load()
+    e = dep.entry(BAD_NAME)
+    assert (e["status"], e["rows_read"], e["rows_staged"], e["rows_quarantined"]) == ("staged", 4, 4, 0)
+    # one issue per pupil, on the roll's row (the pupil's latest session)
+    assert issue_rows(dep, BAD_NAME) == [(2, "forename"), (2, "surname"), (4, "reg_group"), (4, "surname")]
+    assert "formula" in issue_text(dep, BAD_NAME, 2, "surname")
+    identity = dep.pupil_identity(BAD_A, formula.ref)
+    assert (identity["forename"], identity["surname"]) == (formula.forename, formula.surname)
+    assert roll_row(dep, BAD_A, minus.ref)["reg_group"] == "+5W"
+    assert roll_row(dep, BAD_A, formula.ref)["name_dob_token"] is not None          # linkage is not affected
+    dep.assert_all_invariants(BAD_NAME, data)
+
+
+def test_a_surname_with_an_embedded_line_break_is_an_issue_and_stored_on_one_line(dep):
+    broken = Child("ADN-9141", upn(BAD_A[3:], 441), "Honoria", "Fotheringay\r\nSmythe", dt.date(2016, 7, 7))
+    dep.identities += [v for v in broken.identity() if "\n" not in v] + ["Smythe", "Fotheringay Smythe"]
+    rows = [mis_a_row(broken, "AM", "/"), mis_a_row(broken, "PM", "/")] + mis_a_rows(C2)
+    data = mis_a_file(rows)
+    assert data.count(b"\r\n") > 6                                 # the quoted cell really spans lines
+    dep.put("school_mis_a", BAD_NAME, data)
+    dep.load()
+    e = dep.entry(BAD_NAME)
+    assert (e["status"], e["rows_read"], e["rows_staged"], e["rows_quarantined"]) == ("staged", 4, 4, 0)
+    assert issue_rows(dep, BAD_NAME) == [(2, "surname")]
+    assert "line break" in issue_text(dep, BAD_NAME, 2, "surname")
+    assert dep.pupil_identity(BAD_A, broken.ref)["surname"] == "Fotheringay Smythe"
+    dep.assert_all_invariants(BAD_NAME, data)
+
+
+def test_a_leaving_date_before_the_admission_date_is_an_issue_and_ignored_for_on_roll(dep):
+    from transforms.record import on_roll
+    name = f"{BAD_A}_pupils_{STAMP}.csv"
+    header = [h for h in MIS_A_PUPILS if h not in ("Former UPN", "Preferred Surname", "Preferred Forename",
+                                                     "Postcode", "NHS Number", "Destination LAESTAB")]
+    rows = [[c.ref, c.upn, c.surname, c.forename, c.dob.strftime("%d/%m/%Y"), c.sex, year_group(c.dob),
+             "03/09/2026", leaving, "N", "N"] for c, leaving in ((C1, "22/07/2026"), (C2, ""))]
+    data = csv_bytes(header, rows, encoding="cp1252", crlf=True)
+    dep.put("school_mis_a", name, data)
+    dep.load()
+    e = dep.entry(name)
+    assert (e["status"], e["rows_read"], e["rows_staged"], e["rows_quarantined"]) == ("staged", 2, 2, 0)
+    assert issue_rows(dep, name) == [(1, "leaving_date")]
+    assert "before the admission date" in issue_text(dep, name, 1, "leaving_date")
+    pupils = dep.ctx.store.read(t.staged_pupils)
+    pupils = pupils[pupils["laestab"] == BAD_A]
+    assert len(on_roll(pupils, AS_OF)) == 2                          # the child is not taken off roll
+    assert roll_row(dep, BAD_A, C1.ref)["leaving_date"] == dt.date(2026, 7, 22)    # staged as sent
+    dep.assert_all_invariants(name, data)
+
+
+def test_episodes_and_allocations_for_a_person_not_in_the_persons_file_are_issues(dep):
+    ghost = "LA99999"
+    dep.identities.append(ghost)
+    episodes = "sc_episodes_20261128.csv"
+    allocations = "sc_allocations_20261128.csv"
+    dep.put("social_care", episodes, csv_bytes(SC_EPISODES, [[S1.ref, "EP-7101", "CPP", "2026-03-01", "", ""],
+                                                             [ghost, "EP-7102", "CIN", "2026-04-01", "", ""]]))
+    dep.put("social_care", allocations, csv_bytes(SC_ALLOCATIONS, [
+        [ghost, "W-13", "Kim Worker", "kim.worker@la.example", "T-1", "North", "2026-04-01", ""]]))
+    dep.load()
+    for name, rows in ((episodes, 2), (allocations, 1)):
+        e = dep.entry(name)
+        assert (e["status"], e["rows_read"], e["rows_staged"], e["rows_quarantined"]) == ("staged", rows, rows, 0)
+    figures = stages.link(dep.ctx)
+    assert issue_rows(dep, episodes) == [(2, "person_id")]
+    assert issue_rows(dep, allocations) == [(1, "person_id")]
+    assert "counts for no child" in issue_text(dep, episodes, 2, "person_id")
+    assert figures["data_quality_issues_recorded"] == 2
+    before = len(dep.issues())
+    stages.link(dep.ctx)                                           # linking again records nothing new
+    assert len(dep.issues()) == before
+    links = dep.ctx.store.read(t.child_links)
+    assert record_ref(dep.ctx.keys.token_key, SC_PERSON_NS, ghost) not in set(links["record_ref"])
+    dep.assert_every_file_reconciles()
+    dep.assert_good_files_loaded()
+    dep.assert_reasons_safe(episodes)
+    dep.assert_no_identity_anywhere()

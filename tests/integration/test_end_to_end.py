@@ -178,3 +178,20 @@ def test_quarantine_matches_ground_truth(deployment, small_la):
     refused = {r.file_name for r in truth.itertuples(index=False) if r.row_number == ""}
     assert set(manifest.loc[manifest["status"] == "failed", "file_name"]) == refused
     assert int(manifest["rows_quarantined"].fillna(0).sum()) == sum(truth["row_number"] != "")
+
+
+def test_planted_data_quality_issues_are_recorded(deployment, small_la):
+    """Rows planted with a placeholder name or a date of birth that cannot be the child's are staged
+    with a data-quality issue naming file, row and field (ground_truth/data_quality.csv)."""
+    _, store, _ = deployment
+    truth = _truth(small_la, "data_quality.csv")
+    assert len(truth) >= 4
+    dq = store.read(t.data_quality_issues, columns=["source_id", "file_name", "row_number", "field", "issue"])
+    recorded = {(r.source_id, r.file_name, _row_number(r.row_number), r.field): r.issue for r in dq.itertuples()}
+    hints = {"placeholder_name": "placeholder", "implausible_dob": "kept out of name-based linkage"}
+    missing = [tuple(r) for r in truth.itertuples(index=False)
+               if hints[r.reason_kind] not in recorded.get((r.source_id, r.file_name, int(r.row_number), r.field), "")]
+    assert missing == []
+    quarantined = store.read(t.quarantine, columns=["file_name", "row_number"])
+    planted = {(r.file_name, int(r.row_number)) for r in truth.itertuples(index=False)}
+    assert not planted & {(r.file_name, _row_number(r.row_number)) for r in quarantined.itertuples()}

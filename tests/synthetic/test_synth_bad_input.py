@@ -43,10 +43,14 @@ def test_bad_input_only_adds_rows_and_leaves_the_truth_unchanged(tmp_path, as_of
     for name in TRUTH_FILES:
         assert (on.ground_truth_dir / name).read_bytes() == (off.ground_truth_dir / name).read_bytes(), name
     assert (off.ground_truth_dir / "quarantine.csv").read_text() == "source_id,file_name,row_number,field,reason_kind\n"
+    assert (off.ground_truth_dir / "data_quality.csv").read_text() == \
+        "source_id,file_name,row_number,field,reason_kind\n"
     assert (off.bad_rows, off.refused_files) == (0, 0)
     assert not any("bad input" in line for line in off.summary())
 
     skip = la_files.quarantined(on)
+    for r in la_files.read_truth(on, "data_quality.csv"):          # planted rows that are staged, with an issue
+        skip[r["file_name"]] = skip.get(r["file_name"], frozenset()) | {int(r["row_number"])}
     off_files = {p.relative_to(off.inbox_dir) for p in off.inbox_dir.rglob("*.csv")}
     on_files = {p.relative_to(on.inbox_dir) for p in on.inbox_dir.rglob("*.csv")}
     refused = {p for p in on_files if skip.get(p.name, ()) is None}
@@ -74,6 +78,29 @@ def test_every_kind_of_bad_input_is_planted_and_counted(small_la, la_files):
     assert any("bad input planted" in line for line in small_la.summary())
     keys = {(r["file_name"], r["row_number"]) for r in truth}
     assert len(keys) == len(truth)
+
+
+# What the data-quality issue says for each planted kind (transforms/quality.py wording).
+ISSUE_HINTS = {"placeholder_name": "is a placeholder, not a name", "implausible_dob": "dob "}
+
+
+def test_planted_data_quality_rows_are_staged_with_their_issue_and_kept_out_of_name_linkage(small_la, la_files,
+                                                                                             keys):
+    truth = la_files.read_truth(small_la, "data_quality.csv")
+    assert {(r["reason_kind"], r["field"]) for r in truth} == {
+        ("placeholder_name", "forename"), ("placeholder_name", "surname"), ("implausible_dob", "dob")}
+    assert {r["file_name"] for r in truth} == {r["file_name"] for r in truth if r["source_id"] == "camhs"}
+    quarantine = {(r["file_name"], r["row_number"]) for r in la_files.read_truth(small_la, "quarantine.csv")}
+    assert not quarantine & {(r["file_name"], r["row_number"]) for r in truth}
+    for (source_id, name) in {(r["source_id"], r["file_name"]) for r in truth}:
+        result = _ingest(small_la, source_id, small_la.inbox_dir / source_id / name, keys)
+        issues = {(i.row_number, i.field): i.issue for i in result.issues}
+        staged = result.staged.set_index("row_number")
+        for r in (r for r in truth if r["file_name"] == name):
+            n = int(r["row_number"])
+            assert ISSUE_HINTS[r["reason_kind"]] in issues[(n, r["field"])], (n, r["field"])
+            assert staged.loc[n, "name_dob_token"] is None and staged.loc[n, "referral_status"] == "closed"
+            assert staged.loc[n, "nhs_token"] is None
 
 
 def _row(path: Path, encoding: str, n: int) -> list[str]:

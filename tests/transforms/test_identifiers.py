@@ -2,7 +2,7 @@
 from stdnum.gb import upn as stdnum_upn
 
 from transforms.identifiers import (
-    builtin_la_numbers, is_valid_nhs_number, is_valid_upn, la_numbers_from_mapping, nhs_check_digit,
+    builtin_la_numbers, is_valid_nhs_number, is_valid_upn, la_numbers_from_mapping,
     nhs_number_problem, upn_problem,
 )
 
@@ -72,7 +72,7 @@ def test_nhs_documented_number_is_valid():
     # 9*10+4*9+3*8+4*7+7*6+6*5+5*4+8*3+7*2 = 308; 308 mod 11 = 0 -> 11 -> check 0.
     assert nhs_number_problem("9434765870") is None
     assert is_valid_nhs_number("943 476 5870")
-    assert nhs_check_digit("943476587") == 0
+    assert is_valid_nhs_number("943-476-5870")
 
 
 def test_nhs_wrong_check_digit():
@@ -81,7 +81,6 @@ def test_nhs_wrong_check_digit():
 
 def test_nhs_remainder_ten_is_never_valid():
     # 1*10 + 1*2 = 12; 12 mod 11 = 1 -> 11 - 1 = 10: no check digit exists.
-    assert nhs_check_digit("100000001") is None
     for last in "0123456789":
         assert nhs_number_problem("100000001" + last) == "NHS number cannot be valid (check digit would be 10)"
 
@@ -95,3 +94,12 @@ def test_nhs_format_problems():
     assert nhs_number_problem("943476587") == "NHS number is not 10 digits long"
     assert nhs_number_problem("94347658X0") == "NHS number is not all digits"
     assert nhs_number_problem("") == "NHS number is empty"
+
+
+def test_nhs_check_is_stdnums():
+    from stdnum.gb import nhs as stdnum_nhs
+    for n in range(9990000000, 9990000400):
+        assert (nhs_number_problem(str(n)) is None) == stdnum_nhs.is_valid(str(n)), n
+    # 4*10+0*9+1*8+0*7+2*6+3*5+4*4+5*3+6*2 = 118; 118 mod 11 = 8 -> 11 - 8 = 3.
+    assert nhs_number_problem("401 023 4563") is None
+    assert nhs_number_problem("4010234564") == "NHS number check digit invalid"

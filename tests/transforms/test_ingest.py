@@ -224,7 +224,7 @@ def test_every_row_problem_reconciles():
 
 def test_pupils_feed_with_invalid_identifiers_is_staged_out_of_linkage():
     rows = ["Adno-77,A801200005001,B801200005001,Brontë,Zoë,,,03/04/2015,F,ct11aa,Year 5,01/09/2020,,E,N,9434765871",
-            "78,B801200005001,,Smith,Amy,,,01/01/2015,M,,R,01/09/2020,,X,maybe,9434765870"]
+            "78,B801200005001,,Smith,Amy,,,01/01/2020,M,,R,01/09/2024,,X,maybe,9434765870"]
     text = lines(PUPILS_HEADER, *rows)
     result = ingest(text, "mis-a-pupils", "8864001_pupils_20240904.csv", encoding="cp1252")
     assert result.table == "staged_pupils" and result.quarantined == []
@@ -301,3 +301,46 @@ def test_identical_files_stage_identical_tokens():
     a = ingest(text, "mis-a", "8864001_attendance_20240904.csv")
     b = ingest(text, "mis-a", "8864001_attendance_20240904.csv")
     assert a.staged.equals(b.staged)
+
+
+# --- data quality a data team expects ---------------------------------------------------------------
+
+def test_a_school_not_in_schools_toml_refuses_the_file_and_counts_every_row():
+    text = lines(MIS_A_HEADER, mis_a(), mis_a(session="PM"))
+    data = text.replace("\n", "\r\n").encode("utf-8")
+    kwargs = dict(file_name="8864001_attendance_20240904.csv", source_id="school-a", file_id=FILE_ID,
+                  layout=CFG.layout("mis-a"), codes=CFG.codes, keys=KEYS, received_at=RECEIVED)
+    result = ingest_file(data, schools={"8864002", "8864003"}, **kwargs)
+    reason = "school 8864001 is not in schools.toml; add it or fix the file name"
+    assert result.file_error == reason and result.staged.empty and result.extra == {}
+    assert [(q.row_number, q.field, q.reason) for q in result.quarantined] == [
+        (None, "laestab", reason), (1, None, f"file not read: {reason}"), (2, None, f"file not read: {reason}")]
+    assert result.rows_read == 2
+    assert_reconciles(result)
+    assert len(ingest_file(data, schools={"8864001"}, **kwargs).staged) == 2
+    assert len(ingest_file(data, schools=set(), **kwargs).staged) == 2          # no schools listed: not checked
+
+
+def test_roll_from_attendance_keeps_an_implausible_dob_out_of_the_name_key():
+    # Year 5 in 2024/25: born 1 Sep 2014 .. 31 Aug 2015, a year either side allowed. 1984: a parent's.
+    rows = ["S1,A801200005001,Smith,Amy,1984-06-01,F,5,5B,2024-09-02,Morning,/,,",
+            "S2,A801200005001,Smith,Baby Girl,2015-01-01,F,5,5B,2024-09-02,Morning,/,,",
+            "S3,A801200005001,Smith,Bea,2015-01-01,F,5,5B,2024-09-02,Morning,/,,"]
+    result = ingest(lines(MIS_B_HEADER, *rows), "mis-b", "8864001_attendance_20240902T1500.csv")
+    assert len(result.staged) == 3 and result.quarantined == []
+    roll = result.extra["staged_pupils"].set_index("row_number")
+    assert roll.loc[1, "name_dob_token"] is None and roll.loc[2, "name_dob_token"] is None
+    assert roll.loc[3, "name_dob_token"] == name_dob_token(KEYS.token_key, "Bea", "Smith", dt.date(2015, 1, 1))
+    found = [(i.row_number, i.field) for i in result.issues if i.field in ("dob", "forename")]
+    assert found == [(1, "dob"), (2, "forename")]
+    assert_no_plaintext(result, "1984", "Baby Girl")
+
+
+def test_pupils_with_a_leaving_date_before_admission_are_staged_with_an_issue():
+    rows = ["77,B801200005001,,Brontë,Zoë,,,03/04/2015,F,,Year 5,01/09/2020,31/08/2019,N,N,",
+            "78,B801200005001,,Smith,Amy,,,01/01/2015,F,,Year 5,01/09/2020,20/07/2024,N,N,"]
+    result = ingest(lines(PUPILS_HEADER, *rows), "mis-a-pupils", "8864001_pupils_20240904.csv", encoding="cp1252")
+    assert len(result.staged) == 2 and result.quarantined == []
+    assert [(i.row_number, i.field, i.issue) for i in result.issues] == [
+        (1, "leaving_date", "leaving date is before the admission date; ignored when deciding who is on roll")]
+    assert result.staged.iloc[0]["leaving_date"] == dt.date(2019, 8, 31)       # staged as sent

@@ -105,3 +105,12 @@ def test_as_of_date_is_london_date():
 def test_no_links_gives_empty_record():
     out = child_record(links_frame([]), PUPILS, PERSONS, CAMHS, AS_OF)
     assert out.empty and list(out.columns) == RECORD_COLUMNS
+
+
+def test_a_leaving_date_before_the_admission_date_is_ignored_for_on_roll():
+    pupils = pupils_frame([
+        ("8864001", "p-swapped", "7", dt.date(2026, 9, 3), dt.date(2026, 7, 22), "N", False, dt.date(2026, 11, 9)),
+        ("8864001", "p-left", "7", dt.date(2025, 9, 3), dt.date(2026, 7, 22), "N", False, dt.date(2026, 11, 9)),
+        ("8864001", "p-not-yet", "7", dt.date(2026, 11, 12), dt.date(2026, 7, 22), "N", False, dt.date(2026, 11, 9)),
+    ])
+    assert list(on_roll(pupils, AS_OF)["pupil_ref"]) == ["p-swapped"]
