@@ -233,18 +233,22 @@ class Store:
                 conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             except DBAPIError as exc:
                 raise self._unavailable(exc, "nothing was written") or exc
+            acquired = False
             try:
                 try:
                     _poll(lambda: conn.execute(select(func.pg_try_advisory_lock(_PG_EXCLUSIVE_SPACE, key))).scalar(),
                           wait, lambda: self._busy(what, wait, self._pg_holder(conn, key)))
+                    acquired = True
+                    # what other runs see as the holder (pg_stat_activity.application_name, 63 bytes)
                     conn.execute(select(func.set_config("application_name", f"{holder}: {what}"[:63], False)))
                 except DBAPIError as exc:
                     raise self._unavailable(exc, "nothing was written") or exc
                 yield
             finally:
                 try:
-                    conn.execute(select(func.pg_advisory_unlock(_PG_EXCLUSIVE_SPACE, key)))
-                    conn.execute(select(func.set_config("application_name", "", False)))
+                    if acquired:
+                        conn.execute(select(func.pg_advisory_unlock(_PG_EXCLUSIVE_SPACE, key)))
+                        conn.execute(select(func.set_config("application_name", "", False)))
                     conn.close()
                 except DBAPIError:  # the connection is gone, and the lock with it
                     conn.invalidate()

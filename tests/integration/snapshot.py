@@ -39,7 +39,8 @@ def differences(got: dict[str, Counter], want: dict[str, Counter]) -> dict[str, 
     """Per table, the rows only in `got` and only in `want` (a few of each), for a readable failure."""
     diff = {}
     for name in sorted(set(got) | set(want)):
-        extra, missing = got.get(name, Counter()) - want.get(name, Counter()), want.get(name, Counter()) - got.get(name, Counter())
+        have, should = got.get(name, Counter()), want.get(name, Counter())
+        extra, missing = have - should, should - have
         if extra or missing:
             diff[name] = {"extra": sum(extra.values()), "missing": sum(missing.values()),
                           "example_extra": list(extra)[:2], "example_missing": list(missing)[:2]}
