@@ -196,7 +196,7 @@ class Store:
 
         A run that finds `name` held waits up to `wait_seconds` (default TETHER_LOCK_WAIT_SECONDS,
         600) and then raises StoreBusyError naming the holder, e.g. "another Tether run is
-        staging source X (tether pid 42@host since 21:30:05Z); ...". PostgreSQL: a session-level
+        staging source X (tether pid 42 since 21:30:05Z on 10.0.0.5); ...". PostgreSQL: a session-level
         advisory lock on a connection of its own. SQLite: an exclusive `flock` on a file beside
         the database. Either is released when the holder's process or connection ends, however
         it ends. Re-entrant within one process.
@@ -225,7 +225,7 @@ class Store:
 
     def _pg_exclusive(self, name: str, what: str, wait: float):
         key = lock_key(name)
-        holder = _holder_label()
+        pid = os.getpid()
 
         @contextmanager
         def held():
@@ -234,13 +234,17 @@ class Store:
             except DBAPIError as exc:
                 raise self._unavailable(exc, "nothing was written") or exc
             acquired = False
+
+            def label(value: str) -> None:
+                conn.execute(select(func.set_config("application_name", value[:63], False)))
             try:
                 try:
+                    label(f"tether pid {pid} waiting: {what}")
                     _poll(lambda: conn.execute(select(func.pg_try_advisory_lock(_PG_EXCLUSIVE_SPACE, key))).scalar(),
                           wait, lambda: self._busy(what, wait, self._pg_holder(conn, key)))
                     acquired = True
                     # what other runs see as the holder (pg_stat_activity.application_name, 63 bytes)
-                    conn.execute(select(func.set_config("application_name", f"{holder}: {what}"[:63], False)))
+                    label(f"tether pid {pid} since {datetime.now(timezone.utc):%H:%M:%SZ}: {what}")
                 except DBAPIError as exc:
                     raise self._unavailable(exc, "nothing was written") or exc
                 yield
@@ -248,7 +252,7 @@ class Store:
                 try:
                     if acquired:
                         conn.execute(select(func.pg_advisory_unlock(_PG_EXCLUSIVE_SPACE, key)))
-                        conn.execute(select(func.set_config("application_name", "", False)))
+                    label("")
                     conn.close()
                 except DBAPIError:  # the connection is gone, and the lock with it
                     conn.invalidate()
@@ -256,11 +260,17 @@ class Store:
         return held()
 
     def _pg_holder(self, conn: Connection, key: int) -> str:
+        """Who holds the lock, from its session: "tether pid N since T on ADDRESS" (or its backend)."""
         row = conn.execute(text(
-            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :space AND l.objid = :key "
-            "AND l.objsubid = 2"), {"space": _PG_EXCLUSIVE_SPACE, "key": key}).first()
-        return row[0] if row and row[0] else ""
+            "SELECT a.pid, a.application_name, host(a.client_addr) FROM pg_locks l "
+            "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+            "AND l.classid = :space AND l.objid = :key AND l.objsubid = 2"),
+            {"space": _PG_EXCLUSIVE_SPACE, "key": key}).first()
+        if row is None:
+            return ""
+        backend, application, address = row
+        who = application.split(": ")[0] if application.startswith("tether pid ") else f"PostgreSQL backend {backend}"
+        return f"{who} on {address}" if address else who
 
     def _sqlite_path(self) -> Path | None:
         database = make_url(self.url).database
@@ -456,7 +466,7 @@ class Store:
 def _holder_label() -> str:
     """Who holds a lock: process and host, and since when (UTC), never anything about a child."""
     since = datetime.now(timezone.utc).strftime("%H:%M:%SZ")
-    return f"tether pid {os.getpid()}@{socket.gethostname()[:20]} since {since}"
+    return f"tether pid {os.getpid()} since {since} on {socket.gethostname()}"
 
 
 def _poll(attempt, wait: float, busy) -> None:

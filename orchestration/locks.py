@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from orchestration.fault_hooks import crash_point
+from orchestration.fault_hooks import crash_point, hold_point
 from orchestration.resources import TetherContext
 
 STAGES = ("land", "stage", "link", "record", "measures", "cohorts", "flags", "deliveries")
@@ -36,9 +36,10 @@ def lock_name(stage: str, source: str | None = None) -> str:
 
 def run_exclusively(ctx: TetherContext, stage: str, fn: Callable[..., dict], *args: Any,
                     source: str | None = None) -> dict:
-    """Run one stage function while holding its lock, then pass the fault suite's crash point."""
+    """Run one stage function while holding its lock (then the fault suite's hooks)."""
     name = lock_name(stage, source)
     with ctx.store.exclusive(name, what=WHAT[stage].format(source=source)):
         figures = fn(ctx, *args)
+        hold_point(name)
     crash_point(name)
     return figures

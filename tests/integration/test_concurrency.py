@@ -20,10 +20,11 @@ from sqlalchemy import text
 from connectors import store as store_module
 from connectors.landing import Landing
 from connectors.store import Store, StoreBusyError
+from orchestration.fault_hooks import HOLD_ENV, HOLD_UNTIL_ENV
 from schemas import tables as t
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.integration.faultkit import (  # noqa: F401  (fixtures)
-    RUN_TIMEOUT, deployment, small_la, start_process, store_of, undisturbed,
+    RUN_TIMEOUT, deployment, small_la, start_process, undisturbed,
 )
 from tests.integration.snapshot import differences, snapshot
 
@@ -44,11 +45,11 @@ def two_stores():
     drop_pg_database(url)
 
 
-def _wait_until(condition, what: str) -> None:
-    deadline = time.monotonic() + SETTLE
+def _wait_until(condition, what: str, limit: float = SETTLE) -> None:
+    deadline = time.monotonic() + limit
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {SETTLE} s waiting until {what}")
+            pytest.fail(f"gave up after {limit} s waiting until {what}")
         time.sleep(0.02)
 
 
@@ -159,19 +160,41 @@ def test_a_run_waits_for_the_stage_and_then_runs_it(two_runs_stores, monkeypatch
     assert outcome == [("ok", None)] and order == ["first", "second"]
 
 
+def _sessions(store: Store, like: str) -> int:
+    with store.engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                 "AND application_name LIKE :like"), {"like": like}).scalar()
+
+
 def test_two_full_runs_at_once_on_postgresql_both_succeed_and_equal_one_undisturbed_run(
         small_la, undisturbed, tmp_path):
+    """Two `tether run`s on one PostgreSQL store, the second started while the first is inside a
+    stage (held there until the second is seen waiting for it): both succeed, the second having
+    waited, and the store equals one undisturbed run's, with no row twice."""
     url = create_pg_database()
+    release = tmp_path / "release"
+    runs = []
     try:
         env = deployment(small_la, tmp_path, url)
-        runs = [start_process(["-m", "orchestration.cli", "run"],
-                              {**env, "DAGSTER_HOME": str(tmp_path / f"dagster_home_{n}")}) for n in (1, 2)]
+        watcher = Store(url)
+        runs.append(start_process(["-m", "orchestration.cli", "run"], {**env, "DAGSTER_HOME": str(tmp_path / "dh1")},
+                                  {HOLD_ENV: "stage:school_mis_a", HOLD_UNTIL_ENV: str(release)}))
+        _wait_until(lambda: _sessions(watcher, "tether pid % since %: staging source school_mis_a") == 1,
+                    "the first run holds staging of school_mis_a", RUN_TIMEOUT)
+        runs.append(start_process(["-m", "orchestration.cli", "run"], {**env, "DAGSTER_HOME": str(tmp_path / "dh2")}))
+        _wait_until(lambda: _sessions(watcher, "tether pid % waiting: staging source school_mis_a") == 1,
+                    "the second run waits for it", RUN_TIMEOUT)
+        release.touch()
         results = [run.communicate(timeout=RUN_TIMEOUT) for run in runs]
         for run, (_, err) in zip(runs, results):
             assert run.returncode == 0, err[-3000:]
-        store = store_of(env)
-        got = snapshot(store)
-        store.dispose()
+        got = snapshot(watcher)
+        watcher.dispose()
         assert differences(got, undisturbed) == {}       # multisets: a row stored twice would show
     finally:
+        release.touch()
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+                run.communicate()
         drop_pg_database(url)
