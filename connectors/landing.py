@@ -217,6 +217,8 @@ class Landing:
             return 0
         stamp = to_utc(at)
         with self.store.begin():
+            # two runs recording the same file's findings at once must not both find them new
+            self.store.serialise(f"{table.name}:{file_id}")
             seen = {(r["row_number"], r["field"], r[text_column]) for r in self.in_force(table, file_id)}
             fresh = []
             for row in rows:

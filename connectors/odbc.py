@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import insert, select, update
 
 from schemas.config import ConfigError
+from schemas.errors import TetherError
 from schemas.feeds import ODBC_RELATIONS
 from schemas.tables import watermarks
 
@@ -58,7 +59,7 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _LAESTAB = re.compile(r"^\d{7}$")
 
 
-class OdbcSourceError(ConnectionError):
+class OdbcSourceError(TetherError, ConnectionError):
     """An ODBC source could not be read; the message names the source and what to check."""
 
 

@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import paramiko
 
 from schemas.config import ConfigError
+from schemas.errors import TetherError
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,11 @@ IN_FLIGHT_SUFFIXES = (".part", ".tmp", ".filepart")
 _TRANSIENT = (OSError, EOFError, paramiko.SSHException)
 
 
-class HostKeyError(ConnectionError):
+class HostKeyError(TetherError, ConnectionError):
     """The server's host key is not the one pinned in known_hosts (unknown or changed): refused."""
 
 
-class SftpSourceError(ConnectionError):
+class SftpSourceError(TetherError, ConnectionError):
     """The SFTP source could not be used (unreachable, refused our key, ...); names source and host:port."""
 
 

@@ -11,8 +11,15 @@ Timestamps and `Date` columns as `datetime.date`, on both engines.
 """
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import io
+import json
+import os
+import re
+import socket
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
@@ -25,17 +32,23 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
     BigInteger, Boolean, Column, Connection, Date, DateTime, Engine, Float, Integer, LargeBinary,
-    MetaData, Table, and_, create_engine, delete, event, func, insert, or_, select,
+    MetaData, Table, and_, create_engine, delete, event, func, insert, or_, select, text,
 )
 from sqlalchemy import types as sqltypes
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.engine import make_url
 from sqlalchemy.dialects import postgresql, sqlite
 
 import schemas
+from schemas.errors import TetherError
 
 MIGRATIONS = Path(schemas.__file__).parent / "migrations"
 _SQLITE_BUSY_SECONDS = 30  # also set as PRAGMA busy_timeout (ms) on connect
 _PG_MIGRATE_LOCK = 7_246_371  # advisory lock key held while migrating ("TETHER" on a keypad)
+_PG_EXCLUSIVE_SPACE = 7_246_372  # advisory lock space of `Store.exclusive` (session locks)
+_PG_SERIALISE_SPACE = 7_246_373  # advisory lock space of `Store.serialise` (transaction locks)
+LOCK_WAIT_ENV = "TETHER_LOCK_WAIT_SECONDS"
+LOCK_WAIT_DEFAULT = 600.0  # how long a run waits for another run's stage before giving up
 _COPY_THRESHOLD = 500  # below this many rows a batched multi-row INSERT beats a temp table + COPY
 _CHUNK = 5_000
 
@@ -45,6 +58,31 @@ def alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
+
+
+class StoreBusyError(TetherError, RuntimeError):
+    """Another Tether run holds the stage this run wanted; it waited as long as it was allowed."""
+
+
+class StoreUnavailableError(TetherError, ConnectionError):
+    """The store could not be reached, or its connection was lost during a transaction."""
+
+
+def lock_key(name: str) -> int:
+    """A stable 31-bit key for a lock name (Python's hash() differs between processes)."""
+    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:4], "big") & 0x7FFF_FFFF
+
+
+def lock_wait_seconds(env=os.environ) -> float:
+    """How long a run waits for another run's stage: TETHER_LOCK_WAIT_SECONDS, default 600."""
+    raw = env.get(LOCK_WAIT_ENV, "")
+    try:
+        value = float(raw) if raw.strip() else LOCK_WAIT_DEFAULT
+    except ValueError:
+        raise ValueError(f"{LOCK_WAIT_ENV}={raw!r}: expected a number of seconds") from None
+    if value < 0:
+        raise ValueError(f"{LOCK_WAIT_ENV}={raw!r}: must not be negative")
+    return value
 
 
 def to_utc(value: Any) -> datetime | None:
@@ -80,6 +118,8 @@ class Store:
             dialect = self.engine.dialect
             dialect.colspecs = {**dialect.colspecs, sqltypes.DateTime: _SQLiteUTCDateTime}
         self._local = threading.local()
+        self._held: dict[str, int] = {}      # exclusive names this process holds -> depth
+        self._held_guard = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -96,15 +136,18 @@ class Store:
         if current is not None:
             yield current
             return
-        with self.engine.connect() as conn:
-            if self.dialect == "sqlite":
-                conn.execution_options(sqlite_begin="IMMEDIATE")
-            with conn.begin():
-                self._local.conn = conn
-                try:
-                    yield conn
-                finally:
-                    self._local.conn = None
+        try:
+            with self.engine.connect() as conn:
+                if self.dialect == "sqlite":
+                    conn.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin():
+                    self._local.conn = conn
+                    try:
+                        yield conn
+                    finally:
+                        self._local.conn = None
+        except DBAPIError as exc:
+            raise self._unavailable(exc, "the transaction was rolled back, nothing of it was kept") or exc
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -112,8 +155,163 @@ class Store:
         if current is not None:
             yield current
             return
-        with self.engine.connect() as conn:
-            yield conn
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except DBAPIError as exc:
+            raise self._unavailable(exc, "nothing was written") or exc
+
+    def _unavailable(self, exc: DBAPIError, outcome: str) -> StoreUnavailableError | None:
+        """A lost connection or an unreachable database as one line naming the store (caused by the
+        driver's error, whose text carries no bound values); None for other database errors
+        (constraint violations, bad SQL), which are raised as they are."""
+        if not (exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))):
+            return None
+        cause = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+        error = StoreUnavailableError(
+            f"store {self.engine.url.render_as_string(hide_password=True)}: {cause[:200]}; {outcome} — "
+            f"check that the database is up and run again (a rerun continues where this one stopped)")
+        error.__cause__ = exc.orig if isinstance(exc.orig, BaseException) else None
+        error.__suppress_context__ = True
+        return error
+
+    # -- serialising runs ---------------------------------------------------------------------
+
+    def serialise(self, name: str) -> None:
+        """Within the current `begin()` transaction, wait until no other transaction holds `name`.
+
+        On PostgreSQL a transaction-level advisory lock (released at commit or rollback), so a
+        delete-then-insert or read-then-insert of two concurrent runs cannot interleave; on SQLite
+        every write transaction is `BEGIN IMMEDIATE` and so already serialised.
+        """
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            raise RuntimeError("Store.serialise must be called inside `with store.begin():`")
+        if self.dialect == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(_PG_SERIALISE_SPACE, lock_key(name))))
+
+    @contextmanager
+    def exclusive(self, name: str, *, what: str, wait_seconds: float | None = None) -> Iterator[None]:
+        """Hold `name` (an asset or stage, e.g. `stage:school_mis_a`) while the block runs, so two
+        Tether runs never do the same stage at once; the block's own transactions are unchanged.
+
+        A run that finds `name` held waits up to `wait_seconds` (default TETHER_LOCK_WAIT_SECONDS,
+        600) and then raises StoreBusyError naming the holder, e.g. "another Tether run is
+        staging source X (tether pid 42 since 21:30:05Z on 10.0.0.5); ...". PostgreSQL: a session-level
+        advisory lock on a connection of its own. SQLite: an exclusive `flock` on a file beside
+        the database. Either is released when the holder's process or connection ends, however
+        it ends. Re-entrant within one process.
+        """
+        wait = lock_wait_seconds() if wait_seconds is None else float(wait_seconds)
+        with self._held_guard:
+            depth = self._held.get(name, 0)
+            self._held[name] = depth + 1
+        try:
+            if depth:
+                yield
+                return
+            if self.dialect == "postgresql":
+                with self._pg_exclusive(name, what, wait):
+                    yield
+            elif self._sqlite_path() is not None:
+                with self._file_exclusive(name, what, wait):
+                    yield
+            else:               # an in-memory SQLite store has one process by definition
+                yield
+        finally:
+            with self._held_guard:
+                self._held[name] -= 1
+                if not self._held[name]:
+                    del self._held[name]
+
+    def _pg_exclusive(self, name: str, what: str, wait: float):
+        key = lock_key(name)
+        pid = os.getpid()
+
+        @contextmanager
+        def held():
+            try:
+                conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            except DBAPIError as exc:
+                raise self._unavailable(exc, "nothing was written") or exc
+            acquired = False
+
+            def label(value: str) -> None:
+                conn.execute(select(func.set_config("application_name", value[:63], False)))
+            try:
+                try:
+                    label(f"tether pid {pid} waiting: {what}")
+                    _poll(lambda: conn.execute(select(func.pg_try_advisory_lock(_PG_EXCLUSIVE_SPACE, key))).scalar(),
+                          wait, lambda: self._busy(what, wait, self._pg_holder(conn, key)))
+                    acquired = True
+                    # what other runs see as the holder (pg_stat_activity.application_name, 63 bytes)
+                    label(f"tether pid {pid} since {datetime.now(timezone.utc):%H:%M:%SZ}: {what}")
+                except DBAPIError as exc:
+                    raise self._unavailable(exc, "nothing was written") or exc
+                yield
+            finally:
+                try:
+                    if acquired:
+                        conn.execute(select(func.pg_advisory_unlock(_PG_EXCLUSIVE_SPACE, key)))
+                    label("")
+                    conn.close()
+                except DBAPIError:  # the connection is gone, and the lock with it
+                    conn.invalidate()
+                    conn.close()
+        return held()
+
+    def _pg_holder(self, conn: Connection, key: int) -> str:
+        """Who holds the lock, from its session: "tether pid N since T on ADDRESS" (or its backend)."""
+        row = conn.execute(text(
+            "SELECT a.pid, a.application_name, host(a.client_addr) FROM pg_locks l "
+            "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+            "AND l.classid = :space AND l.objid = :key AND l.objsubid = 2"),
+            {"space": _PG_EXCLUSIVE_SPACE, "key": key}).first()
+        if row is None:
+            return ""
+        backend, application, address = row
+        who = application.split(": ")[0] if application.startswith("tether pid ") else f"PostgreSQL backend {backend}"
+        return f"{who} on {address}" if address else who
+
+    def _sqlite_path(self) -> Path | None:
+        database = make_url(self.url).database
+        return None if not database or database == ":memory:" else Path(database)
+
+    def _file_exclusive(self, name: str, what: str, wait: float):
+        folder = self._sqlite_path().parent / f".{self._sqlite_path().name}.locks"
+        path = folder / f"{re.sub(r'[^A-Za-z0-9_-]', '_', name)}-{lock_key(name):08x}.lock"
+
+        @contextmanager
+        def held():
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                def take() -> bool:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        return True
+                    except BlockingIOError:
+                        return False
+
+                def holder() -> str:
+                    try:
+                        return json.loads(path.read_text() or "{}").get("holder", "")
+                    except (OSError, ValueError):
+                        return ""
+                _poll(take, wait, lambda: self._busy(what, wait, holder()))
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps({"holder": _holder_label(), "what": what}).encode(), 0)
+                yield
+            finally:
+                os.close(fd)      # releases the flock
+        return held()
+
+    @staticmethod
+    def _busy(what: str, wait: float, holder: str) -> StoreBusyError:
+        by = f" ({holder})" if holder else ""
+        return StoreBusyError(
+            f"another Tether run is {what}{by}; this run waited {wait:g} s for it — try again when it "
+            f"finishes (or allow a longer wait with {LOCK_WAIT_ENV})")
 
     # -- schema -------------------------------------------------------------------------------
 
@@ -180,6 +378,7 @@ class Store:
         """
         columns, rows = _prepare(table, df)
         with self.begin() as conn:
+            self.serialise(f"replace:{table.name}")   # two runs' delete-then-insert never interleave
             stmt = delete(table) if where is None else delete(table).where(where)
             conn.execute(stmt)
             return self._append(conn, table, columns, rows) if rows else 0
@@ -263,6 +462,24 @@ class Store:
         staging.create(conn)
         _copy(conn, staging.name, columns, rows)
         return staging
+
+
+def _holder_label() -> str:
+    """Who holds a lock: process and host, and since when (UTC), never anything about a child."""
+    since = datetime.now(timezone.utc).strftime("%H:%M:%SZ")
+    return f"tether pid {os.getpid()} since {since} on {socket.gethostname()}"
+
+
+def _poll(attempt, wait: float, busy) -> None:
+    """Call `attempt` until it returns true; after `wait` seconds raise `busy()`."""
+    deadline = time.monotonic() + wait
+    delay = 0.05
+    while not attempt():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise busy()
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, 1.0)
 
 
 # -- SQLite connection set-up -------------------------------------------------------------------

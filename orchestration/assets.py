@@ -8,6 +8,7 @@ import dagster as dg
 from pydantic import Field
 
 from orchestration import stages
+from orchestration.locks import run_exclusively
 from orchestration.resources import TetherResource
 from schemas.config import Source, TetherConfig
 
@@ -53,20 +54,24 @@ def source_assets(source: Source) -> list[dg.AssetsDefinition]:
                   f"checksummed, encrypted at rest and recorded in the landing manifest exactly once; "
                   f"a file delivered twice is landed once. {source.description}"))
     def landed(tether: TetherResource) -> dg.MaterializeResult:
-        return dg.MaterializeResult(metadata=_meta(stages.land_source(tether.ctx, source)))
+        figures = run_exclusively(tether.ctx, "land", stages.land_source, source, source=sid)
+        return dg.MaterializeResult(metadata=_meta(figures))
 
     @dg.asset(key=["staged", sid], deps=[landed], group_name="staged", compute_kind="pandas",
               description=(
                   f"Rows from **{sid}** read through their layout, validated against the canonical "
                   f"contracts and pseudonymised: identifiers become keyed tokens, identity is encrypted, "
                   f"clinical fields are dropped. Bad rows go to quarantine with file, row, field and "
-                  f"reason; for every file rows read = rows staged + rows quarantined. With run config "
-                  f"`restage: true` (the `restage_{sid}` job) it re-reads landed files that failed or were "
-                  f"quarantined whole under the current layout instead, superseding the old failure."))
+                  f"reason; for every file rows read = rows staged + superseded + quarantined. With run "
+                  f"config `restage: true` (the `restage_{sid}` job) it re-reads landed files that failed or "
+                  f"were quarantined whole under the current layout instead, superseding the old failure."))
     def staged(tether: TetherResource, config: StageConfig) -> dg.MaterializeResult:
         if config.restage:
-            return _restaged(source, stages.restage_source(tether.ctx, source, config.file or None))
-        return dg.MaterializeResult(metadata=_meta(stages.stage_source(tether.ctx, source)))
+            figures = run_exclusively(tether.ctx, "stage", stages.restage_source, source, config.file or None,
+                                      source=sid)
+            return _restaged(source, figures)
+        figures = run_exclusively(tether.ctx, "stage", stages.stage_source, source, source=sid)
+        return dg.MaterializeResult(metadata=_meta(figures))
 
     return [landed, staged]
 
@@ -79,7 +84,7 @@ def child_links_asset(staged_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
         Records link on exact keyed tokens only: UPN, NHS number, or forename + surname + date
         of birth. A restricted (adoption-sensitive) social-care record is never linked to anything.
         """
-        return dg.MaterializeResult(metadata=_meta(stages.link(tether.ctx)))
+        return dg.MaterializeResult(metadata=_meta(run_exclusively(tether.ctx, "link", stages.link)))
 
     return child_links
 
@@ -92,7 +97,7 @@ def child_record(tether: TetherResource) -> dg.MaterializeResult:
     """The multi-agency child record: current school, year group, SEN and FSM, social-care
     record, whether the child is restricted, and open CAMHS involvement (yes/no, since, team
     contact — never clinical detail)."""
-    return dg.MaterializeResult(metadata=_meta(stages.build_record(tether.ctx)))
+    return dg.MaterializeResult(metadata=_meta(run_exclusively(tether.ctx, "record", stages.build_record)))
 
 
 @dg.asset(key=["signals", "attendance_measures"], deps=[CHILD_LINKS], group_name="signals", compute_kind="pandas")
@@ -102,7 +107,7 @@ def attendance_measures(tether: TetherResource) -> dg.MaterializeResult:
     absence (>= 50 %), days of learning missed, suspensions, part-time timetable sessions and the
     current run of consecutive unauthorised school days. Sessions a school has not sent are not
     counted: unknown is never present."""
-    return dg.MaterializeResult(metadata=_meta(stages.compute_measures(tether.ctx)))
+    return dg.MaterializeResult(metadata=_meta(run_exclusively(tether.ctx, "measures", stages.compute_measures)))
 
 
 @dg.asset(key=["signals", "cohort_membership"], deps=[child_record], group_name="signals", compute_kind="pandas")
@@ -110,7 +115,7 @@ def cohort_membership(tether: TetherResource) -> dg.MaterializeResult:
     """Cohorts as of the reference date: children with a social worker now (open CIN, CPP or
     CLA), the Ever6 CWSW cohort (any such episode in the last six years, short breaks excluded),
     looked-after children, EHCP and SEN support — with the CLA > CPP > CIN status."""
-    return dg.MaterializeResult(metadata=_meta(stages.compute_cohorts(tether.ctx)))
+    return dg.MaterializeResult(metadata=_meta(run_exclusively(tether.ctx, "cohorts", stages.compute_cohorts)))
 
 
 @dg.asset(key=["flags", "absence_flags"], deps=[attendance_measures, cohort_membership],
@@ -120,7 +125,7 @@ def absence_flags(tether: TetherResource) -> dg.MaterializeResult:
     no mark once the register has closed) and `suspension` (E) for children with a social
     worker. Each flag is raised once per child, rule, date and session, with pseudonymous
     evidence. Schools that have sent nothing today raise no 'no mark' flags: they show as late."""
-    return dg.MaterializeResult(metadata=_meta(stages.raise_flags(tether.ctx)))
+    return dg.MaterializeResult(metadata=_meta(run_exclusively(tether.ctx, "flags", stages.raise_flags)))
 
 
 @dg.asset(key=["outbox", "deliveries"], deps=[absence_flags], group_name="outbox", compute_kind="pandas")
@@ -129,7 +134,7 @@ def deliveries(tether: TetherResource) -> dg.MaterializeResult:
     is allocated, and the Virtual School for a looked-after child), reduced to what the
     data-sharing policy allows for that recipient and channel, queued once (encrypted until sent)
     and recorded in the tamper-evident audit log."""
-    return dg.MaterializeResult(metadata=_meta(stages.queue_deliveries(tether.ctx)))
+    return dg.MaterializeResult(metadata=_meta(run_exclusively(tether.ctx, "deliveries", stages.queue_deliveries)))
 
 
 def all_assets(config: TetherConfig) -> list[dg.AssetsDefinition]:

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from schemas.errors import TetherError
 
-class KeyError_(RuntimeError):
+
+class KeyError_(TetherError, RuntimeError):
     """A key is missing or malformed; the message says which variable to set."""
 
 
