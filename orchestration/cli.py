@@ -10,6 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+from schemas.errors import TetherError
+from sharing.private_files import PRIVATE_UMASK, private_dir
+
 DEMO_AS_OF = "2026-11-30T09:45"
 
 
@@ -60,13 +63,14 @@ def cmd_demo(args) -> int:
     root = Path(args.dir)
     if root.exists():
         shutil.rmtree(root)
-    root.mkdir(parents=True)
+    private_dir(root)
     t0 = time.monotonic()
     _say(f"1/3 generating a synthetic LA ({args.schools} schools, {args.pupils} pupils, as of {args.as_of}) in {root}")
     generate_la(root / "la", seed=args.seed, n_schools=args.schools, n_pupils=args.pupils,
                 as_of=parse_as_of(args.as_of), progress=lambda m: _say(f"  {m}"))
     env = demo_environment(root, args.as_of)
     os.environ.update(env)
+    _context().keys       # records the new keys in an empty store; refuses a store built with others
     _say(f"2/3 running every asset through Dagster (store: {env['TETHER_DATABASE_URL']})")
     result = run_job("full_refresh")
     ctx = _context()
@@ -84,7 +88,7 @@ def cmd_demo(args) -> int:
 def cmd_run(args) -> int:
     from orchestration.runner import run_job
     from orchestration.summary import collect, render
-    _context()
+    _context().keys       # refuses keys the store was not built with, before any step runs
     result = run_job(args.job)
     ctx = _context()
     print(render(collect(ctx.store, ctx.config, ctx.as_of)))
@@ -96,6 +100,16 @@ def cmd_status(args) -> int:
     ctx = _context()
     s = collect(ctx.store, ctx.config, ctx.as_of)
     print(json.dumps(s, default=str, indent=2) if args.json else render(s))
+    return 0
+
+
+def cmd_init(args) -> int:
+    """Create (or bring up to date) the store and record the keys it is built with."""
+    from connectors.store_keys import store_label
+    ctx = _context()
+    ctx.keys
+    print(f"store at {store_label(ctx.store)} ready; built with token key {ctx.keys.token_key_id} and "
+          f"identity key {ctx.keys.identity_key_id}")
     return 0
 
 
@@ -170,8 +184,16 @@ def main(argv: list[str] | None = None) -> int:
     dv.add_argument("--port", type=int, default=3000)
     dv.set_defaults(func=cmd_dev)
 
+    ini = sub.add_parser("init", help="create the store and record the keys it is built with")
+    ini.set_defaults(func=cmd_init)
+
     args = p.parse_args(argv)
-    return args.func(args)
+    os.umask(PRIVATE_UMASK)     # what Tether and Dagster create (store, landing, dagster_home, var/) is owner-only
+    try:
+        return args.func(args)
+    except TetherError as exc:
+        _say(f"tether: {exc}")
+        return 2
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from sharing.private_files import create_private, private_dir
+
 
 class _ProgressHandler(logging.Handler):
     """Prints one line per finished or failed step; Dagster's own event stream stays in its storage."""
@@ -53,10 +55,14 @@ def instance() -> dg.DagsterInstance:
     if not home:
         home = str(Path("dagster_home").resolve())
         os.environ["DAGSTER_HOME"] = home
-    Path(home).mkdir(parents=True, exist_ok=True)
+    private_dir(Path(home))
     config = Path(home) / "dagster.yaml"
     if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+        try:
+            with os.fdopen(create_private(config, exclusive=True), "w") as handle:
+                handle.write("telemetry:\n  enabled: false\n")
+        except FileExistsError:     # another process wrote it meanwhile
+            pass
     return dg.DagsterInstance.get()
 
 
