@@ -119,6 +119,8 @@ def test_a_dagster_run_under_a_wrong_key_fails_every_step_before_any_write(built
         monkeypatch.setenv(k, v)
     result = run_job("full_refresh", stream=io.StringIO())
     assert not result.success
+    reasons = " ".join(str(e.event_specific_data) for e in result.all_events if e.is_failure)
+    assert f"was built with {purpose} key" in reasons
     assert _counts(env["TETHER_DATABASE_URL"]) == before
     assert _landed_files(root) == files
 
