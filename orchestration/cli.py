@@ -1,4 +1,4 @@
-"""The `tether` command line: synth, demo, run, status, keys, audit, dev."""
+"""The `tether` command line: synth, demo, init, run, status, keys, audit, dev."""
 from __future__ import annotations
 
 import argparse
