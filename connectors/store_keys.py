@@ -78,7 +78,8 @@ def _refuse_others(store: Store, stored: dict[str, str], offered: dict[str, str]
                 f"with; rotating keys is `tether keys rotate` (not yet available)")
 
 
-def _refuse_unreadable_data(store: Store, conn: Connection, identity_key_id: str, env: Mapping[str, str] | None) -> None:
+def _refuse_unreadable_data(store: Store, conn: Connection, identity_key_id: str,
+                            env: Mapping[str, str] | None) -> None:
     """A store filled before key ids were recorded: its identity is encrypted under some key id;
     a different identity key would write what that data's key cannot read."""
     ids = union(*[select(table.c.key_id).where(table.c.key_id.is_not(None)).distinct()

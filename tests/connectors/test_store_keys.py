@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pandas as pd
 import pytest
@@ -87,3 +88,24 @@ def test_the_store_is_named_without_its_password():
         assert "s3cret-pw" not in store_label(store) and "db.la.example:5432/tether" in store_label(store)
     finally:
         store.dispose()
+
+
+def test_two_first_runs_at_once_with_different_keys_bind_one_and_refuse_the_other(store):
+    barrier, outcomes = threading.Barrier(2), []
+
+    def first_run(token: bytes):
+        barrier.wait()
+        try:
+            outcomes.append(check_keys(store, KeyRing(token, IDENTITY), ENV, at=AT)["token"])
+        except WrongKeyError as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=first_run, args=(k,)) for k in (TOKEN, OTHER)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    bound = [o for o in outcomes if isinstance(o, str)]
+    assert len(bound) == 1 and sum(isinstance(o, WrongKeyError) for o in outcomes) == 1
+    assert current_key_ids(store)["token"] == bound[0]
+    assert len(_rows(store)) == 2
