@@ -27,6 +27,7 @@ from sqlalchemy import and_, update
 from connectors.store import Store, to_utc
 from schemas.tables import data_quality_issues, landing_manifest, quarantine
 from sharing.crypto import decrypt, encrypt
+from sharing.private_files import create_private, private_dir
 
 _LONDON = ZoneInfo("Europe/London")
 _SAFE_SOURCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -277,10 +278,11 @@ def check_file_name(file_name: str) -> None:
 
 
 def _write_atomically(path: Path, blob: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write to a temporary name (0600 from its first byte, in 0700 folders), then rename."""
+    private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with open(tmp, "wb") as handle:
+        with os.fdopen(create_private(tmp, exclusive=True), "wb") as handle:
             handle.write(blob)
             handle.flush()
             os.fsync(handle.fileno())

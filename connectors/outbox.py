@@ -3,7 +3,9 @@
 A delivery (one flag, one recipient, one channel) is queued once, whatever re-runs happen: its
 id is a hash of those three, and a second enqueue of the same id changes nothing. The message
 stays encrypted in the outbox until a transport sends it. Every disclosure is appended to the
-audit log's hash chain (`sharing.audit`) under a lock, so concurrent writers cannot fork it.
+audit log's hash chain (`sharing.audit`) under a lock, so concurrent writers cannot fork it; a
+queued delivery and its audit entry are written in one transaction (`enqueue_with_audit`), so no
+alert is ever queued unaudited.
 """
 from __future__ import annotations
 
@@ -52,6 +54,75 @@ def enqueue(store: Store, deliveries: pd.DataFrame, *, payloads: dict[str, dict]
     return store.insert(outbox, frame, ignore_conflicts=True)
 
 
+QUEUED = "alert_queued"
+_IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
+
+
+def enqueue_with_audit(store: Store, deliveries: pd.DataFrame, *, payloads: dict[str, dict],
+                       entries: dict[str, dict], identity_key: bytes, at: datetime) -> int:
+    """Queue deliveries and append their `alert_queued` audit entries in one transaction.
+
+    Either every new outbox row and its audit entry are stored, or none of them (a process killed
+    in between leaves nothing queued unaudited). `entries[delivery_id]` is the audit entry of that
+    delivery (its `ref` is the delivery id). Re-running adds nothing twice: a delivery already
+    queued is not queued again, and one already audited is not audited again. A delivery queued
+    without its entry by an older Tether gets its entry now, naming the fields it was queued with.
+    Concurrent callers serialise on the audit log's lock. Returns how many deliveries are new.
+    """
+    if deliveries.empty:
+        return 0
+    ids = list(dict.fromkeys(deliveries["delivery_id"]))
+    unentered = [d for d in ids if d not in entries]
+    if unentered:
+        raise ValueError(f"no audit entry for deliveries {unentered}")
+    with store.begin() as conn:
+        _lock_audit(store, conn)
+        queued = _queued_fields(conn, ids)
+        audited = _audited(conn, ids)
+        fresh = deliveries[~deliveries["delivery_id"].isin(queued)]
+        written = enqueue(store, fresh, payloads=payloads, identity_key=identity_key, at=at)
+        owed = [{**entries[d], "ref": d, **({"fields": queued[d]} if d in queued else {})}
+                for d in ids if d not in audited]
+        append_audit(store, owed)
+    return written
+
+
+def _queued_fields(conn, ids: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        stmt = select(outbox.c.delivery_id, outbox.c.fields).where(
+            outbox.c.delivery_id.in_(ids[start:start + _IN_CHUNK]))
+        found.update({row.delivery_id: row.fields for row in conn.execute(stmt)})
+    return found
+
+
+def _audited(conn, ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(ids), _IN_CHUNK):
+        stmt = select(audit_log.c.ref).where(audit_log.c.action == QUEUED,
+                                             audit_log.c.ref.in_(ids[start:start + _IN_CHUNK]))
+        found.update(row.ref for row in conn.execute(stmt))
+    return found
+
+
+def _lock_audit(store: Store, conn) -> None:
+    """The audit log's lock (SQLite: the `BEGIN IMMEDIATE` the transaction already holds)."""
+    if store.dialect == "postgresql":
+        conn.execute(text("LOCK TABLE audit_log IN EXCLUSIVE MODE"))
+
+
+def queued_and_audited(store: Store) -> set[str]:
+    """Delivery ids in the outbox that also have their `alert_queued` audit entry: nothing more to do."""
+    queued = set(store.read(outbox, columns=["delivery_id"])["delivery_id"])
+    return queued & set(store.read(audit_log, audit_log.c.action == QUEUED, columns=["ref"])["ref"])
+
+
+def unaudited_deliveries(store: Store) -> list[str]:
+    """Delivery ids in the outbox with no `alert_queued` audit entry (none, once all is well)."""
+    queued = set(store.read(outbox, columns=["delivery_id"])["delivery_id"])
+    return sorted(queued - queued_and_audited(store))
+
+
 def pending_deliveries(store: Store, statuses: tuple[str, ...] = ("pending", "failed")) -> pd.DataFrame:
     """Deliveries not yet made — queued, or failed and due a retry — oldest first."""
     frame = store.read(outbox, outbox.c.status.in_(statuses))
@@ -95,8 +166,7 @@ def append_audit(store: Store, entries: list[dict]) -> list[dict]:
         return []
     rows = [_audit_row(entry) for entry in entries]
     with store.begin() as conn:
-        if store.dialect == "postgresql":
-            conn.execute(text("LOCK TABLE audit_log IN EXCLUSIVE MODE"))
+        _lock_audit(store, conn)
         head = conn.execute(select(audit_log.c.seq, audit_log.c.hash)
                             .order_by(audit_log.c.seq.desc()).limit(1)).first()
         prev_hash, start_seq = (head.hash, head.seq + 1) if head else (audit.GENESIS, 1)

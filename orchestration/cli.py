@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from sharing.private_files import PRIVATE_UMASK, private_dir
+
 DEMO_AS_OF = "2026-11-30T09:45"
 DEMO_MARKER = ".tether-demo"
 
@@ -96,7 +98,7 @@ def prepare_demo_dir(root: Path) -> None:
         elif any(root.iterdir()):
             raise UsageError(f"--dir {root} exists and was not made by `tether demo` (no {DEMO_MARKER} "
                              f"file in it); refusing to delete it: choose another --dir, or remove it yourself")
-    root.mkdir(parents=True, exist_ok=True)
+    private_dir(root)
     (root / DEMO_MARKER).write_text("made by `tether demo`; `tether demo` replaces this folder when run again\n")
 
 
@@ -142,6 +144,7 @@ def cmd_demo(args) -> int:
     env = demo_environment(root, args.as_of)
     os.environ.update(env)
     _say(f"  {_init_store(env['TETHER_DATABASE_URL'], env['TETHER_DATA_DIR'])}")
+    _context().keys       # records the new keys in the new store
     _say(f"2/3 running every asset through Dagster (store: {env['TETHER_DATABASE_URL']})")
     results = run_jobs("full_refresh")
     ctx = _context()
@@ -165,10 +168,15 @@ def _init_store(url: str, data_dir: str | None) -> str:
 
 
 def cmd_init(args) -> int:
-    """Create and migrate the store of TETHER_DATABASE_URL (and the data folder, owner-only)."""
+    """Create and migrate the store of TETHER_DATABASE_URL (and the data folder, owner-only), and
+    record the keys it is built with when they are configured."""
     from connectors.store_setup import check_database_url
     check_database_url(os.environ.get("TETHER_DATABASE_URL"), must_exist=False)
     print(_init_store(os.environ["TETHER_DATABASE_URL"], os.environ.get("TETHER_DATA_DIR") or None))
+    if any(os.environ.get(f"TETHER_{k}_KEY{f}") for k in ("TOKEN", "IDENTITY") for f in ("", "_FILE")):
+        ctx = _context()
+        keys = ctx.keys           # records them in a new store; refuses others in an existing one
+        print(f"built with token key {keys.token_key_id} and identity key {keys.identity_key_id}")
     return EXIT_OK
 
 
@@ -428,6 +436,7 @@ def _operator_error(exc: BaseException) -> tuple[int, str] | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    os.umask(PRIVATE_UMASK)     # what Tether and Dagster create (store, landing, dagster_home, var/) is owner-only
     try:
         return args.func(args)
     except KeyboardInterrupt:

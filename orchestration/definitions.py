@@ -4,6 +4,10 @@ Sources, sensors and checks are generated from the LA's configuration folder
 (`TETHER_CONFIG_DIR`); nothing connects while the definitions load. The sensors and the
 nightly schedule are on by default whenever the Dagster daemon runs (see orchestration/sensors.py
 for what each does and how to stop one).
+
+Loading this module sets the process umask to 077: the code server, run workers and anything
+they start (Dagster's run storage, the store, landing copies) create owner-only files. The
+umask is process-wide by nature; a process that loads Tether's definitions is Tether's.
 """
 from __future__ import annotations
 
@@ -18,6 +22,9 @@ from orchestration.runner import RECORD_REFRESH
 from orchestration.sensors import (ingest_job, nightly_schedule, record_after_source_failure, restage_job,
                                    source_sensor)
 from schemas.config import TetherConfig, load_config
+from sharing.private_files import PRIVATE_UMASK
+
+os.umask(PRIVATE_UMASK)
 
 
 def build_definitions(config: TetherConfig) -> dg.Definitions:

@@ -12,6 +12,7 @@ import os
 from connectors.odbc import OdbcSource, pull, watermark_get, watermark_set
 from connectors.sftp import SftpEndpoint, poll_endpoint
 from schemas.config import ConfigError, Source
+from sharing.private_files import create_private, private_dir
 
 from orchestration.resources import TetherContext
 
@@ -45,9 +46,11 @@ def land_sftp(ctx: TetherContext, source: Source) -> dict:
     try:
         result = poll_endpoint(endpoint, deliver=deliver, state=state)
     finally:
-        state_path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(state_path.parent)     # the state names files, and a name may name a child
         tmp = state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
+        tmp.unlink(missing_ok=True)
+        with os.fdopen(create_private(tmp, exclusive=True), "w") as handle:
+            handle.write(json.dumps(state))
         os.replace(tmp, state_path)
     return {"files_new": len(result.taken), "files_already_landed": len(result.already_landed),
             "files_incomplete": len(result.skipped_incomplete), "file_errors": result.errors}

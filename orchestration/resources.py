@@ -18,6 +18,7 @@ from pydantic import PrivateAttr
 from connectors.landing import Landing
 from connectors.store import Store
 from connectors.store_setup import open_store
+from connectors.store_keys import check_keys
 from schemas.calendar import LONDON
 from schemas.config import TetherConfig, load_config
 from sharing.keys import KeyRing, keys_from_env
@@ -46,7 +47,11 @@ class TetherContext:
 
     @cached_property
     def keys(self) -> KeyRing:
-        return keys_from_env()
+        """The keys from the environment, checked once against those the store was built with
+        (recorded on the first run): `WrongKeyError` before anything is written under others."""
+        keys = keys_from_env()
+        check_keys(self.store, keys)
+        return keys
 
     @cached_property
     def store(self) -> Store:
@@ -79,6 +84,8 @@ class TetherResource(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._ctx = TetherContext(self.database_url, self.config_dir or None, self.data_dir,
                                   self.as_of or os.environ.get("TETHER_AS_OF"))
+        if context.run is not None:     # a run (not a sensor tick): no step writes under wrong keys
+            self._ctx.keys
 
     @property
     def ctx(self) -> TetherContext:

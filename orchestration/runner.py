@@ -24,11 +24,13 @@ RECORD_REFRESH = "record_refresh"
 OPERATOR_ERRORS = frozenset({
     "KeyError_", "ConfigError", "OperationalError", "DBAPIError", "InterfaceError", "DatabaseError",
     "OdbcSourceError", "OdbcDriverManagerMissing", "SftpSourceError", "HostKeyError",
+    "WrongKeyError", "StoreUnavailableError", "StoreBusyError",
 })
 
 
 class UnknownJob(LookupError):
     """No job of that name in the definitions; the message lists the jobs there are."""
+from sharing.private_files import create_private, private_dir
 
 
 class _ProgressHandler(logging.Handler):
@@ -78,10 +80,14 @@ def dagster_home() -> Path:
 def instance() -> dg.DagsterInstance:
     """The Dagster instance at $DAGSTER_HOME (runs show in `make dev`), created if needed."""
     home = dagster_home()
-    home.mkdir(parents=True, exist_ok=True)
+    private_dir(home)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+        try:
+            with os.fdopen(create_private(config, exclusive=True), "w") as handle:
+                handle.write("telemetry:\n  enabled: false\n")
+        except FileExistsError:     # another process wrote it meanwhile
+            pass
     return dg.DagsterInstance.get()
 
 
@@ -128,13 +134,18 @@ def _one_line(error) -> str:
 
 
 def step_failures(result) -> list[StepFailure]:
-    """One StepFailure per failed step of a run, from each failure event's error."""
+    """One StepFailure per failed step of a run, from each failure event's error; a run whose
+    resources could not start (a key missing, the store refused) fails as one step, "resources"."""
     out = []
-    for event in result.get_step_failure_events():
-        data = event.step_failure_data
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            data, step = event.step_failure_data, (event.step_key or "").replace("__", "/")
+        elif event.event_type_value == "RESOURCE_INIT_FAILURE":
+            data, step = event.event_specific_data, event.step_key or "resources"
+        else:
+            continue
         error = _root_error(data.error) if data is not None else None
-        out.append(StepFailure(step=(event.step_key or "").replace("__", "/"),
-                               error_class=getattr(error, "cls_name", None) or "unknown error",
+        out.append(StepFailure(step=step, error_class=getattr(error, "cls_name", None) or "unknown error",
                                message=_one_line(error) if error is not None else "no error recorded",
                                run_id=result.run_id))
     return out

@@ -538,7 +538,10 @@ RULE_WORDING = {
 
 
 def queue_deliveries(ctx: TetherContext) -> dict:
-    """Address today's flags, filter each message by the sharing policy, queue and audit it."""
+    """Address today's flags, filter each message by the sharing policy, queue and audit it.
+
+    Each delivery and its audit entry are stored in one transaction; a re-run queues and audits
+    nothing twice."""
     store, cfg = ctx.store, ctx.config
     today = ctx.as_of.astimezone(LONDON).date()
     flags = store.read(t.flags, where=t.flags.c.session_date == today)
@@ -550,8 +553,8 @@ def queue_deliveries(ctx: TetherContext) -> dict:
                                links=store.read(t.child_links), record=record.reset_index(drop=True),
                                cohort=cohort, recipients_config=cfg.recipients, rules=cfg.flag_rules,
                                as_of=ctx.as_of)
-    existing = set(store.read(t.outbox, columns=["delivery_id"])["delivery_id"])
-    deliveries = deliveries[~deliveries["delivery_id"].isin(existing)]
+    done = outbox.queued_and_audited(store)     # a delivery queued without its entry is audited now
+    deliveries = deliveries[~deliveries["delivery_id"].isin(done)]
     if deliveries.empty:
         return {"deliveries_new": 0, "by_recipient": {}}
     pupils, persons = store.read(t.staged_pupils), store.read(t.staged_sc_persons)
@@ -559,7 +562,7 @@ def queue_deliveries(ctx: TetherContext) -> dict:
     term = measures[measures["period"] != "academic_year"].set_index("pupil_ref") if len(measures) else measures
     schools = cfg.schools
     flag_by_id = flags.set_index("flag_id")
-    payloads, audit, fields_by_delivery = {}, [], {}
+    payloads, audit, fields_by_delivery = {}, {}, {}
     for d in deliveries.itertuples(index=False):
         flag = flag_by_id.loc[d.flag_id]
         rec = record.loc[flag["child_key"]]
@@ -585,14 +588,14 @@ def queue_deliveries(ctx: TetherContext) -> dict:
         payloads[d.delivery_id] = kept
         fields_by_delivery[d.delivery_id] = fields
         rule = cfg.flag_rules.get(flag["rule"], {})
-        audit.append({"at": dt.datetime.now(dt.timezone.utc).isoformat(), "actor": "tether:flags",
-                      "action": "alert_queued", "recipient": d.recipient_address or d.recipient_id,
-                      "child_key": flag["child_key"], "fields": json.dumps(fields),
-                      "purpose": rule.get("purpose", flag["rule"]),
-                      "lawful_basis": cfg.policy.get("lawful_basis", ""), "ref": d.delivery_id})
+        audit[d.delivery_id] = {
+            "at": dt.datetime.now(dt.timezone.utc).isoformat(), "actor": "tether:flags",
+            "action": "alert_queued", "recipient": d.recipient_address or d.recipient_id,
+            "child_key": flag["child_key"], "fields": json.dumps(fields),
+            "purpose": rule.get("purpose", flag["rule"]),
+            "lawful_basis": cfg.policy.get("lawful_basis", ""), "ref": d.delivery_id}
     deliveries = deliveries.assign(fields=[json.dumps(fields_by_delivery[i]) for i in deliveries["delivery_id"]])
-    written = outbox.enqueue(store, deliveries, payloads=payloads, identity_key=ctx.keys.identity_key,
-                             at=dt.datetime.now(dt.timezone.utc))
-    outbox.append_audit(store, audit)
+    written = outbox.enqueue_with_audit(store, deliveries, payloads=payloads, entries=audit,
+                                        identity_key=ctx.keys.identity_key, at=dt.datetime.now(dt.timezone.utc))
     return {"deliveries_new": int(written),
             "by_recipient": {k: int(v) for k, v in deliveries["recipient_kind"].value_counts().items()}}

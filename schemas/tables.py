@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     Boolean, Column, Date, DateTime, Float, Integer, LargeBinary, MetaData, String, Table, Text,
-    BigInteger, Index,
+    BigInteger, Index, text,
 )
 
 metadata = MetaData()
@@ -298,4 +298,15 @@ watermarks = Table(
     Column("relation", String(100), primary_key=True),
     Column("value", String(100), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+store_keys = Table(
+    "store_keys", metadata,
+    Column("purpose", String(20), primary_key=True, comment="token | identity"),
+    Column("key_id", String(40), primary_key=True, comment="sharing.keys.key_id: a fingerprint, never the key"),
+    Column("state", String(20), nullable=False, comment="current | retired (a rotation retires the old key)"),
+    Column("first_used_at", DateTime(timezone=True), nullable=False),
+    Column("retired_at", DateTime(timezone=True)),
+    Index("uq_store_keys_current", "purpose", unique=True,
+          sqlite_where=text("state = 'current'"), postgresql_where=text("state = 'current'")),
 )

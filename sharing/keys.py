@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Mapping
 
 from schemas.errors import TetherError
+from sharing.private_files import create_private, private_dir
 
 
 class KeyError_(TetherError, RuntimeError):
@@ -67,14 +68,33 @@ def keys_from_env(env: Mapping[str, str] | None = None) -> KeyRing:
     return KeyRing(_one(env, "TETHER_TOKEN_KEY"), _one(env, "TETHER_IDENTITY_KEY"))
 
 
+def key_origin(name: str, env: Mapping[str, str] | None = None) -> str:
+    """Where a key came from, for messages: `TETHER_TOKEN_KEY_FILE=/path` or the variable's name."""
+    env = os.environ if env is None else env
+    if not env.get(name) and env.get(f"{name}_FILE"):
+        return f"{name}_FILE={env[f'{name}_FILE']}"
+    return f"{name} in the environment"
+
+
 def write_new_keys(folder: Path) -> dict[str, str]:
-    """Create a fresh key pair as files (mode 0600); returns the env variables naming them."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Create a fresh key pair as files; returns the env variables naming them.
+
+    The folder is created 0700 and each file 0600 from its first byte (`O_CREAT | O_EXCL` with the
+    mode, so the key is never readable by others, even for a moment, and an existing key file is
+    never overwritten).
+    """
+    private_dir(folder)
     out = {}
     for name in ("TETHER_TOKEN_KEY", "TETHER_IDENTITY_KEY"):
         path = folder / f"{name.lower()}.hex"
-        if not path.exists():
-            path.write_text(secrets.token_hex(32))
-            path.chmod(0o600)
+        try:
+            fd = create_private(path, exclusive=True)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+                handle.flush()
+                os.fsync(handle.fileno())
         out[f"{name}_FILE"] = str(path.resolve())
     return out

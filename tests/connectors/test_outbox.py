@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import update
 
+from connectors import outbox as outbox_module
 from connectors.outbox import (
-    append_audit, enqueue, mark_delivered, mark_failed, pending_deliveries, read_audit,
+    append_audit, enqueue, enqueue_with_audit, mark_delivered, mark_failed, pending_deliveries, read_audit,
+    unaudited_deliveries,
 )
 from schemas.tables import audit_log, outbox
 from sharing.audit import GENESIS, verify
@@ -125,3 +127,49 @@ def test_audit_entries_with_fields_the_log_does_not_keep_are_refused(store):
     with pytest.raises(ValueError, match="does not keep"):
         append_audit(store, [{**_entry("extract", "x", 0), "surname": "Smith"}])
     assert read_audit(store) == []
+
+
+def _entries(ids) -> dict[str, dict]:
+    return {d: {**_entry("alert_queued", d, 0), "recipient": f"sw-{d}@la.example"} for d in ids}
+
+
+def _queue(store, ids):
+    return enqueue_with_audit(store, _deliveries(ids), payloads=_payloads(ids), entries=_entries(ids),
+                              identity_key=KEY, at=AT)
+
+
+def test_deliveries_and_their_audit_entries_are_stored_together_and_a_rerun_adds_nothing(store):
+    assert _queue(store, ["d1", "d2"]) == 2
+    assert _queue(store, ["d1", "d2", "d3"]) == 1
+    assert _queue(store, ["d1", "d2", "d3"]) == 0
+    assert store.read(outbox)["delivery_id"].tolist() == ["d1", "d2", "d3"]
+    audited = read_audit(store)
+    assert [(e["action"], e["ref"]) for e in audited] == [("alert_queued", "d1"), ("alert_queued", "d2"),
+                                                         ("alert_queued", "d3")]
+    assert verify(audited) == [] and unaudited_deliveries(store) == []
+
+
+def test_when_the_audit_entry_cannot_be_written_the_delivery_is_not_queued_either(store, monkeypatch):
+    def audit_fails(*_args, **_kwargs):
+        raise RuntimeError("the process died here")
+    monkeypatch.setattr(outbox_module, "append_audit", audit_fails)
+    with pytest.raises(RuntimeError, match="died"):
+        _queue(store, ["d1", "d2"])
+    assert store.read(outbox).empty and read_audit(store) == []
+
+
+def test_a_delivery_without_an_audit_entry_is_refused_before_anything_is_stored(store):
+    with pytest.raises(ValueError, match=r"no audit entry for deliveries \['d2'\]"):
+        enqueue_with_audit(store, _deliveries(["d1", "d2"]), payloads=_payloads(["d1", "d2"]),
+                           entries=_entries(["d1"]), identity_key=KEY, at=AT)
+    assert store.read(outbox).empty and read_audit(store) == []
+
+
+def test_a_delivery_queued_unaudited_by_an_older_tether_is_audited_with_the_fields_it_was_queued_with(store):
+    enqueue(store, _deliveries(["d1"]).assign(fields='["rule"]'), payloads=_payloads(["d1"]),
+            identity_key=KEY, at=AT)
+    assert unaudited_deliveries(store) == ["d1"]
+    assert _queue(store, ["d1", "d2"]) == 1
+    audited = {e["ref"]: e for e in read_audit(store)}
+    assert set(audited) == {"d1", "d2"} and json.loads(audited["d1"]["fields"]) == ["rule"]
+    assert unaudited_deliveries(store) == [] and len(store.read(outbox)) == 2
