@@ -13,6 +13,7 @@ import pytest
 from zoneinfo import ZoneInfo
 
 from connectors.store import Store
+from connectors.store_setup import init_store
 from orchestration.fault_hooks import CRASH_ENV
 from sharing.keys import write_new_keys
 from synthetic.generate import generate_la
@@ -35,8 +36,10 @@ def small_la(tmp_path_factory) -> dict[str, str]:
 def deployment(small_la: dict[str, str], where: Path, database_url: str | None = None) -> dict[str, str]:
     """The environment of one deployment of the small LA: its own store, data folder, Dagster home."""
     where.mkdir(parents=True, exist_ok=True)
-    return {**small_la, "TETHER_DATA_DIR": str(where / "data"), "DAGSTER_HOME": str(where / "dagster_home"),
-            "TETHER_DATABASE_URL": database_url or f"sqlite:///{where / 'tether.sqlite'}"}
+    env = {**small_la, "TETHER_DATA_DIR": str(where / "data"), "DAGSTER_HOME": str(where / "dagster_home"),
+           "TETHER_DATABASE_URL": database_url or f"sqlite:///{where / 'tether.sqlite'}"}
+    init_store(env["TETHER_DATABASE_URL"], env["TETHER_DATA_DIR"])[0].dispose()      # as `tether init` does
+    return env
 
 
 def tether_run(env: dict[str, str], **extra: str) -> subprocess.CompletedProcess:

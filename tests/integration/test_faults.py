@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from connectors.landing import Landing
 from connectors.sftp import SftpSourceError
 from connectors.store import StoreUnavailableError
+from connectors.store_setup import init_store
 from orchestration import stages
 from orchestration.fault_hooks import CRASH_ENV, CRASH_STATUS
 from orchestration.locks import STAGES, run_exclusively
@@ -201,8 +202,9 @@ def test_an_sftp_server_away_past_the_retry_budget_loses_nothing_and_every_file_
     for k, v in {**small_la, "FAULT_SFTP_PORT": str(proxy.port),
                  "FAULT_SFTP_KNOWN_HOSTS": known_hosts_for(proxy.port)}.items():
         monkeypatch.setenv(k, v)
-    ctx = TetherContext(f"sqlite:///{tmp_path / 'tether.sqlite'}", str(config), str(tmp_path / "data"),
-                        AS_OF.isoformat())
+    url = f"sqlite:///{tmp_path / 'tether.sqlite'}"
+    init_store(url)[0].dispose()
+    ctx = TetherContext(url, str(config), str(tmp_path / "data"), AS_OF.isoformat())
     source = ctx.config.sources["school_mis_a"]
     land = lambda: run_exclusively(ctx, "land", stages.land_source, source, source=source.source_id)  # noqa: E731
     try:
