@@ -9,8 +9,10 @@ import datetime as dt
 import json
 import os
 
+from connectors.arrivals import figures as unlanded_figures
 from connectors.odbc import OdbcSource, pull, watermark_get, watermark_set
 from connectors.sftp import SftpEndpoint, poll_endpoint
+from connectors.unlanded import record_unlanded
 from schemas.config import ConfigError, Source
 from sharing.private_files import create_private, private_dir
 
@@ -52,8 +54,11 @@ def land_sftp(ctx: TetherContext, source: Source) -> dict:
         with os.fdopen(create_private(tmp, exclusive=True), "w") as handle:
             handle.write(json.dumps(state))
         os.replace(tmp, state_path)
-    return {"files_new": len(result.taken), "files_already_landed": len(result.already_landed),
-            "files_incomplete": len(result.skipped_incomplete), "file_errors": result.errors}
+    record_unlanded(ctx.store, source.source_id, result.unlanded, received_at)
+    return {"files_in_folder": result.files_seen, "files_new": len(result.taken),
+            "files_already_landed": len(result.already_landed),
+            "files_incomplete": len(result.skipped_incomplete), "files_done_markers": result.done_markers,
+            **unlanded_figures(result.unlanded), "file_errors": result.errors}
 
 
 def land_odbc(ctx: TetherContext, source: Source) -> dict:
