@@ -390,6 +390,12 @@ def _with_retries(endpoint: SftpEndpoint, work: Callable[[paramiko.SFTPClient], 
                             endpoint.source_id, endpoint.address, type(exc).__name__, exc, delay,
                             attempt + 1, attempts)
                 sleep(delay)
+    if isinstance(last, TimeoutError):
+        raise SftpSourceError(
+            f"SFTP source {endpoint.source_id!r} ({endpoint.address}): failed after {attempts} attempt(s): "
+            f"the connection stalled (no data for {endpoint.io_timeout:g} s, the source's io_timeout); nothing "
+            f"half-received was landed and the file is taken on the next poll; if the line is slow rather "
+            f"than stalled, raise io_timeout in sources.toml") from last
     raise SftpSourceError(f"SFTP source {endpoint.source_id!r} ({endpoint.address}): failed after {attempts} "
                           f"attempt(s): {type(last).__name__}: {last}") from last
 
@@ -421,9 +427,17 @@ def _read_to_end(fh: paramiko.SFTPFile, size: int) -> bytes:
 
 
 def _download(sftp: paramiko.SFTPClient, path: str, entry: RemoteEntry) -> bytes:
-    """The file's bytes, checked against the size listed; raises if it changed while being read."""
+    """The file's bytes, checked against the size listed; raises if it changed while being read.
+
+    A transfer that stalls (no data for `io_timeout`) raises TimeoutError with the session closed
+    at once, so that closing the remote file does not wait out the timeout a second time.
+    """
     with sftp.open(path, "rb") as fh:
-        data = _read_to_end(fh, entry.size)
+        try:
+            data = _read_to_end(fh, entry.size)
+        except TimeoutError:
+            sftp.get_channel().close()
+            raise
     if len(data) < entry.size:
         raise _ShortRead(f"{entry.name}: received {len(data)} of {entry.size} bytes")
     after = RemoteEntry.from_attributes(sftp.stat(path))
@@ -528,7 +542,7 @@ def poll_endpoint(endpoint: SftpEndpoint, *, deliver: Callable[[str, bytes], boo
             try:
                 take(sftp, entry)
             except _TRANSIENT as exc:
-                if not _session_usable(sftp, endpoint.remote_dir):
+                if isinstance(exc, TimeoutError) or not _session_usable(sftp, endpoint.remote_dir):
                     raise
                 result.errors.append(f"{shown_name(entry.name)}: {type(exc).__name__}: {exc}")
 
