@@ -73,6 +73,8 @@ def test_every_file_is_landed_or_reported_by_name_in_the_figures_and_the_status(
     assert "Files in source folders not landed: 6" in status
     assert "STALE IN FLIGHT" in status and "'8881234_attendance\\r_20261105.csv'" in status
     assert "\r" not in status
+    attention = {a["kind"] for a in collect(ctx.store, ctx.config, ctx.as_of)["attention"]}
+    assert {"file_refused", "file_stale_in_flight"} <= attention     # `tether status` exits 1
 
     # The upload finishes (renamed into place) and the trick file is removed: both drop off the
     # list; the others keep the time they were first seen.
