@@ -6,6 +6,7 @@ import datetime as dt
 import os
 from pathlib import Path
 
+from connectors.store_setup import init_store
 from orchestration import stages
 from orchestration.resources import TetherContext
 from orchestration.summary import collect, render
@@ -31,7 +32,9 @@ in_flight_stale_seconds = 3600
 pattern = "*_attendance_*.csv"
 layout = "mis-a"
 """)
-    return TetherContext(f"sqlite:///{tmp_path / 'tether.sqlite'}", str(config), str(tmp_path / "data"))
+    url = f"sqlite:///{tmp_path / 'tether.sqlite'}"
+    init_store(url)[0].dispose()
+    return TetherContext(url, str(config), str(tmp_path / "data"))
 
 
 def _put(folder: Path, name: str, data: bytes = b"x", age: float = 0) -> None:
