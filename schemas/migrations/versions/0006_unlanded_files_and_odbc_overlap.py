@@ -5,7 +5,7 @@ pattern, in flight). `odbc_overlap_rows` holds keyed fingerprints of the rows pu
 watermark overlap window, so that re-reading the window lands only rows not seen before.
 
 Revision ID: 0006
-Revises: 0003 (main's head when this branch was rebased; re-chain as needed)
+Revises: 0005 (main's head when this branch was rebased; re-chain as needed)
 """
 from typing import Sequence, Union
 
@@ -13,7 +13,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision: str = '0006'
-down_revision: Union[str, Sequence[str], None] = '0003'
+down_revision: Union[str, Sequence[str], None] = '0005'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
