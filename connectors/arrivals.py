@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from connectors.landing import check_file_name
+from sharing.scrub import scrub_text
 
 IN_FLIGHT_SUFFIXES = (".part", ".filepart", ".tmp", "~")
 DONE_SUFFIX = ".done"
@@ -42,9 +43,11 @@ class Unlanded:
 
 
 def shown_name(name: str) -> str:
-    """A file name as it may be printed: Python repr escaping (control, invisible and
-    bidirectional characters become ``\\x..``/``\\u..``), quoted, at most NAME_LIMIT characters."""
-    text = repr(name)
+    """A file name as it may be printed and stored: Python repr escaping (control, invisible and
+    bidirectional characters become ``\\x..``/``\\u..``), quoted, at most NAME_LIMIT characters,
+    with anything shaped like a UPN, NHS number or postcode masked (a sender may misname a file
+    after a child)."""
+    text = repr(scrub_text(name, dates=False))
     return text if len(text) <= NAME_LIMIT else text[: NAME_LIMIT - 4] + "...'"
 
 

@@ -5,7 +5,7 @@ pattern, in flight). `odbc_overlap_rows` holds keyed fingerprints of the rows pu
 watermark overlap window, so that re-reading the window lands only rows not seen before.
 
 Revision ID: 0006
-Revises: 0005 (main's head when this branch was rebased; re-chain as needed)
+Revises: 0005
 """
 from typing import Sequence, Union
 
