@@ -12,6 +12,18 @@ ingests it exactly like a file received over SFTP, and only then stores the extr
 with `watermark_set`. A pull interrupted half way therefore resumes from the last stored
 watermark: nothing is lost, and a chunk landed twice is the same bytes, so nothing is doubled.
 
+A row committed late — by a long MIS transaction, with a `last_modified` earlier than rows already
+pulled — would be skipped by a strict `> watermark`. Each pull therefore re-reads an overlap window
+below the stored watermark (`watermark_overlap_seconds`, 600 by default, for date and datetime
+watermarks; `watermark_overlap_count` for integer and rowversion ones, 0 by default) and drops the
+rows it has already pulled: the caller keeps keyed fingerprints of the rows in that window
+(`Extract.seen`) and passes them back (`pull(..., seen=...)`), so only rows not pulled before are
+extracted and nothing is counted twice.
+
+Every statement and fetch has a time limit (`query_timeout_seconds`, 300 by default): a query
+that hangs on a lock or an overloaded server is cancelled and reported in one line, instead of
+blocking the run for ever.
+
 SQL is built from validated, quoted identifiers; values (the watermark, school filters) are only
 ever bound parameters. Errors name the source, relation and what to check — never the connection
 string's password, and never a value read from the database.
@@ -22,20 +34,24 @@ import csv
 import datetime as dt
 import decimal
 import hashlib
+import hmac
 import io
+import math
 import re
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from schemas.config import ConfigError
 from schemas.errors import TetherError
 from schemas.feeds import ODBC_RELATIONS
-from schemas.tables import watermarks
+from schemas.tables import odbc_overlap_rows, watermarks
 
 
 @dataclass(frozen=True)
@@ -128,6 +144,9 @@ class OdbcSource:
     schools: tuple[str, ...] = ()         # hosted database: pull only these schools (empty: all)
     login_timeout_seconds: int = 15
     timezone: str | None = None           # zone of the database's naive datetimes, e.g. Europe/London
+    query_timeout_seconds: int = 300      # each statement and fetch; 0: no limit
+    watermark_overlap_seconds: float = 600.0   # date/datetime watermarks: re-read this far below
+    watermark_overlap_count: int = 0           # integer/rowversion watermarks: re-read this many below
 
     def relation(self, name: str) -> OdbcRelation:
         if name not in RELATIONS:
@@ -179,12 +198,27 @@ class OdbcSource:
             backoff_seconds=float(options.get("backoff_seconds", 2.0)), connection_env=env_name,
             schools=schools, login_timeout_seconds=int(options.get("login_timeout_seconds", 15)),
             timezone=tz or None,
+            query_timeout_seconds=_whole(where, options, "query_timeout_seconds", 300),
+            watermark_overlap_seconds=float(_whole(where, options, "watermark_overlap_seconds", 600)),
+            watermark_overlap_count=_whole(where, options, "watermark_overlap_count", 0),
         )
         if source.chunk_rows < 1:
             raise ConfigError(f"{where}: chunk_rows must be at least 1")
         if school_column:
             quote_identifier(school_column)
         return source
+
+
+def _whole(where: str, options: dict, name: str, default: int) -> int:
+    """A whole, non-negative number of seconds or rows from the options."""
+    raw = options.get(name, default)
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        value = -1
+    if value < 0 or isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+        raise ConfigError(f"{where}: {name} must be a whole number, 0 or more, not {raw!r}")
+    return value
 
 
 def _relation_from_options(where: str, name: str, spec: dict) -> OdbcRelation:
@@ -229,6 +263,14 @@ class Extract:
     laestab: str = ""
     chunk: int = 0
     chunk_watermark: str = ""
+    seen: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    overlap_floor: str | None = None
+
+
+# `Extract.seen`: (fingerprint, watermark) of the extract's rows within the overlap window below
+# its chunk's highest watermark — what the caller keeps (with the watermark) and passes back as
+# `pull(seen=...)`, so that re-reading the window drops rows pulled before. `overlap_floor`: the
+# lowest watermark the next pull re-reads; fingerprints below it may be forgotten.
 
 
 # -- watermarks: rendered to text for the store, bound back in the database's own type ----------
@@ -255,6 +297,53 @@ def parse_watermark(text: str) -> Any:
     return text
 
 
+def overlap_below(source: OdbcSource, value: Any) -> Any:
+    """The lowest watermark value a pull re-reads when `value` is the stored watermark."""
+    if isinstance(value, dt.datetime):
+        return value - dt.timedelta(seconds=source.watermark_overlap_seconds)
+    if isinstance(value, dt.date):
+        return value - dt.timedelta(days=math.ceil(source.watermark_overlap_seconds / 86400))
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value - source.watermark_overlap_count
+    if isinstance(value, (bytes, bytearray)):
+        lowered = max(0, int.from_bytes(value, "big") - source.watermark_overlap_count)
+        return lowered.to_bytes(len(value), "big")
+    return value
+
+
+def _overlaps(source: OdbcSource, value: Any) -> bool:
+    """Whether the watermark's type has an overlap window configured."""
+    if isinstance(value, (dt.date, dt.datetime)):
+        return source.watermark_overlap_seconds > 0
+    if isinstance(value, (int, bytes, bytearray)) and not isinstance(value, bool):
+        return source.watermark_overlap_count > 0
+    return False
+
+
+def _at_or_below(value: Any, limit: Any) -> bool:
+    try:
+        return value <= limit
+    except TypeError:       # mixed naive and aware datetimes: treat as inside, to be safe
+        return True
+
+
+def _higher(a: Any, b: Any) -> Any:
+    try:
+        return b if a is None or b > a else a
+    except TypeError:
+        return b
+
+
+def row_fingerprint(key: bytes, relation: str, laestab: str, values: tuple) -> str:
+    """A keyed fingerprint of one row as extracted (HMAC-SHA256, 32 hex): the same row read
+    again has the same fingerprint; a changed value or watermark gives another."""
+    text = "\x1f".join([relation, laestab, *("" if v is None else render_watermark(v) if isinstance(
+        v, (bytes, bytearray, dt.date)) else str(v) for v in values)])
+    return hmac.new(key, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
+
+
 def watermark_get(store: Any, source_id: str, relation: str) -> str | None:
     """The last stored watermark of a source's relation, or None before its first pull."""
     query = select(watermarks.c.value).where(
@@ -268,11 +357,46 @@ def watermark_set(store: Any, source_id: str, relation: str, value: str | None, 
     if value is None:
         return
     key = (watermarks.c.source_id == source_id, watermarks.c.relation == relation)
-    with store.engine.begin() as conn:
+    # Inside the caller's store transaction when there is one (landing, overlap and watermark together).
+    begin = store.begin if hasattr(store, "begin") else store.engine.begin
+    with begin() as conn:
         changed = conn.execute(update(watermarks).where(*key).values(value=value, updated_at=at)).rowcount
         if not changed:
             conn.execute(insert(watermarks).values(source_id=source_id, relation=relation, value=value,
                                                    updated_at=at))
+
+
+def overlap_seen(store: Any, source_id: str, relation: str) -> set[str]:
+    """Fingerprints of the rows already pulled within the overlap window, for `pull(seen=...)`."""
+    query = select(odbc_overlap_rows.c.fingerprint).where(
+        odbc_overlap_rows.c.source_id == source_id, odbc_overlap_rows.c.relation == relation)
+    with store.engine.connect() as conn:
+        return set(conn.execute(query).scalars())
+
+
+def overlap_record(store: Any, source_id: str, relation: str, extract: Extract) -> None:
+    """Remember the fingerprints of an extract's rows in the overlap window (once it is landed) and
+    forget those below the window the next pull re-reads. Call it with `watermark_set`, in the
+    same store transaction as the landing."""
+    key = (odbc_overlap_rows.c.source_id == source_id, odbc_overlap_rows.c.relation == relation)
+    begin = store.begin if hasattr(store, "begin") else store.engine.begin
+    with begin() as conn:
+        if extract.overlap_floor is not None and extract.watermark is not None:
+            floor = parse_watermark(extract.overlap_floor)
+            stale = [fp for fp, wm in conn.execute(select(odbc_overlap_rows.c.fingerprint,
+                                                          odbc_overlap_rows.c.watermark).where(*key))
+                     if _below(parse_watermark(wm), floor)]
+            for start in range(0, len(stale), 500):
+                conn.execute(delete(odbc_overlap_rows).where(
+                    *key, odbc_overlap_rows.c.fingerprint.in_(stale[start:start + 500])))
+        known = set(conn.execute(select(odbc_overlap_rows.c.fingerprint).where(
+            *key, odbc_overlap_rows.c.fingerprint.in_([fp for fp, _ in extract.seen]))).scalars()) \
+            if extract.seen else set()
+        fresh = {fp: wm for fp, wm in extract.seen if fp not in known}
+        if fresh:
+            conn.execute(insert(odbc_overlap_rows), [
+                {"source_id": source_id, "relation": relation, "fingerprint": fp, "watermark": wm}
+                for fp, wm in fresh.items()])
 
 
 # -- the pull ----------------------------------------------------------------------------------
@@ -301,46 +425,170 @@ def select_statement(source: OdbcSource, relation: str, *, incremental: bool) ->
     return sql, fields, len(fields)
 
 
-def pull(source: OdbcSource, relation: str, *, since: str | None, now: dt.datetime) -> Iterator[Extract]:
-    """Yield CSV extracts of the rows whose watermark is above `since` (all rows when None).
+def pull(source: OdbcSource, relation: str, *, since: str | None, now: dt.datetime,
+         seen: Collection[str] = frozenset(), fingerprint_key: bytes = b"") -> Iterator[Extract]:
+    """Yield CSV extracts of the rows whose watermark is above `since` (all rows when None), and
+    of rows in the overlap window below `since` that are not among the fingerprints `seen`.
 
     Chunks hold `chunk_rows` rows, extended so that rows sharing a watermark value are never split
     across two chunks (resuming with `>` from a stored watermark then skips nothing); a chunk can
-    therefore exceed `chunk_rows` when many rows share one value. Driver and network failures are
-    retried with exponential backoff, resuming after the last chunk already yielded; then
-    `OdbcSourceError`.
+    therefore exceed `chunk_rows` when many rows share one value. Rows already pulled (in `seen`)
+    are dropped, so a chunk may yield fewer rows than it read, or none. `fingerprint_key` keys the
+    row fingerprints (pass the deployment's token key: they are then pseudonymous). Driver and
+    network failures are retried with exponential backoff, resuming after the last chunk already
+    yielded; a query over `query_timeout_seconds` is cancelled; then `OdbcSourceError`.
     """
     source.relation(relation)    # refuses an unknown relation name
     driver_manager()
     spec = RELATIONS[relation]
+    stored = parse_watermark(since) if since is not None else None
+    overlap = stored is not None and _overlaps(source, stored)
     safe = since                 # the watermark safe to store once everything yielded is landed
     attempts, chunk_no = 0, 0
     while True:
         sql, fields, wm_index = select_statement(source, relation, incremental=safe is not None)
-        params: list[Any] = [parse_watermark(safe)] if safe is not None else []
+        # The first query re-reads the overlap window; a retry after chunks were yielded resumes strictly.
+        bound = overlap_below(source, stored) if overlap and safe == since else (
+            parse_watermark(safe) if safe is not None else None)
+        params: list[Any] = [bound] if safe is not None else []
         params += list(source.schools) if source.school_column else []
+        clock = None
         try:
             conn = _connect(source)
             try:
                 cursor = conn.cursor()
-                cursor.execute(sql, *params)
-                for rows in chunk_rows(cursor, source.chunk_rows, wm_index):
+                clock = _QueryClock(cursor, source.query_timeout_seconds)
+                with clock.running():
+                    cursor.execute(sql, *params)
+                fingerprint = _fingerprinter(source, relation, fields, fingerprint_key)
+                drop = _already_pulled(seen, stored, wm_index, fingerprint) if overlap and seen else None
+                for rows in chunk_rows(_TimedCursor(cursor, clock, drop), source.chunk_rows, wm_index):
                     chunk_no += 1
-                    high = render_watermark(rows[-1][wm_index])
-                    extracts = _chunk_extracts(source, relation, spec, fields, rows, chunk_no, now)
+                    high_value = _higher(stored, rows[-1][wm_index])
+                    high = render_watermark(high_value)
+                    floor = overlap_below(source, high_value) if _overlaps(source, high_value) else None
+                    marks = _recent_marks(rows, wm_index, floor, fingerprint)
+                    extracts = _chunk_extracts(source, relation, spec, fields, rows, chunk_no, now, marks)
                     for i, extract in enumerate(extracts):
                         extract.chunk_watermark = high
                         extract.watermark = high if i == len(extracts) - 1 else safe
+                        extract.overlap_floor = _floor_text(source, extract.watermark)
                         yield extract
                     safe, attempts = high, 0
             finally:
                 _close(conn)
             return
         except pyodbc.Error as exc:
+            if (clock is not None and clock.expired) or _is_timeout(exc):
+                raise OdbcSourceError(_timed_out(source, relation)) from None
             if not _retryable(exc) or attempts >= source.max_retries:
                 raise OdbcSourceError(_describe(source, relation, exc, attempts + 1)) from None
             attempts += 1
             _sleep(source.backoff_seconds * 2 ** (attempts - 1))
+
+
+def _floor_text(source: OdbcSource, watermark: str | None) -> str | None:
+    """The lowest watermark the next pull re-reads once `watermark` is stored (None: no window)."""
+    if watermark is None:
+        return None
+    value = parse_watermark(watermark)
+    return render_watermark(overlap_below(source, value)) if _overlaps(source, value) else None
+
+
+def _fingerprinter(source: OdbcSource, relation: str, fields: list[str], key: bytes):
+    school_index = len(fields) + 1
+
+    def fingerprint(row) -> str:
+        laestab = _laestab_of(source, relation, row[school_index]) if source.school_column else (source.laestab or "")
+        return row_fingerprint(key, relation, laestab, tuple(row[: len(fields) + 1]))
+    return fingerprint
+
+
+def _already_pulled(seen: Collection[str], stored: Any, wm_index: int, fingerprint):
+    """A test for rows re-read in the overlap window that an earlier pull already extracted.
+
+    Rows come in watermark order: only the leading run at or below the stored watermark can have
+    been pulled before, so the rows after it are never hashed. Dropping them before chunking makes
+    a re-read with nothing new chunk exactly as a strict pull from the watermark would: an
+    interrupted chunk is extracted again as the same bytes, and lands once.
+    """
+    past = False
+
+    def drop(row) -> bool:
+        nonlocal past
+        if past or not _at_or_below(row[wm_index], stored):
+            past = True
+            return False
+        return fingerprint(row) in seen
+    return drop
+
+
+def _recent_marks(rows: list, wm_index: int, floor: Any, fingerprint) -> dict[int, str]:
+    """Fingerprints of the chunk's trailing rows at or above `floor`: the rows the next pull's
+    overlap window re-reads, which the caller remembers once they are landed."""
+    marks: dict[int, str] = {}
+    if floor is None:
+        return marks
+    i = len(rows)
+    while i > 0 and not _below(rows[i - 1][wm_index], floor):
+        i -= 1
+        marks[id(rows[i])] = fingerprint(rows[i])
+    return marks
+
+
+def _below(value: Any, limit: Any) -> bool:
+    try:
+        return value < limit
+    except TypeError:
+        return False
+
+
+class _QueryClock:
+    """Cancels the statement on `cursor` when one call (execute, fetch) runs over `seconds`.
+
+    Driver-independent: SQLCancel from a timer thread, which psqlODBC and SQL Server's drivers
+    honour. `expired` tells the caller that the error it sees is the cancellation.
+    """
+
+    def __init__(self, cursor: Any, seconds: int):
+        self.cursor, self.seconds, self.expired = cursor, seconds, False
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        if not self.seconds:
+            yield
+            return
+        timer = threading.Timer(self.seconds, self._cancel)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+    def _cancel(self) -> None:
+        self.expired = True
+        try:
+            self.cursor.cancel()
+        except Exception:   # the statement finished meanwhile, or the driver cannot cancel
+            pass
+
+
+class _TimedCursor:
+    """A cursor whose fetches run under a `_QueryClock`, without the rows `drop` says to leave out."""
+
+    def __init__(self, cursor: Any, clock: _QueryClock, drop=None):
+        self._cursor, self._clock, self._drop = cursor, clock, drop
+
+    def fetchmany(self, size: int) -> list:
+        while True:
+            with self._clock.running():
+                batch = self._cursor.fetchmany(size)
+            if not batch or self._drop is None:
+                return batch
+            batch = [row for row in batch if not self._drop(row)]
+            if batch:
+                return batch
 
 
 def chunk_rows(cursor: Any, size: int, wm_index: int) -> Iterator[list]:
@@ -369,6 +617,13 @@ _sleep = time.sleep
 
 def _connect(source: OdbcSource) -> Any:
     conn = pyodbc.connect(source.connection_string, timeout=source.login_timeout_seconds)
+    if source.query_timeout_seconds:
+        try:
+            # Enforced by the driver where it supports it (SQL Server); psqlODBC refuses the
+            # attribute, and `_QueryClock` cancels a statement over the limit on every driver.
+            conn.timeout = source.query_timeout_seconds
+        except pyodbc.Error:
+            pass
     return conn
 
 
@@ -380,7 +635,8 @@ def _close(conn: Any) -> None:
 
 
 def _chunk_extracts(source: OdbcSource, relation: str, spec: _RelationSpec, fields: list[str],
-                    rows: list, chunk_no: int, now: dt.datetime) -> list[Extract]:
+                    rows: list, chunk_no: int, now: dt.datetime,
+                    marks: Mapping[int, str] | None = None) -> list[Extract]:
     """Split one chunk by school (first appearance order) and render each part as a CSV file."""
     by_school: dict[str, list] = {}
     school_index = len(fields) + 1
@@ -398,6 +654,8 @@ def _chunk_extracts(source: OdbcSource, relation: str, spec: _RelationSpec, fiel
             file_name=extract_file_name(source.source_id, relation, laestab, now, chunk_no, data),
             data=data, relation=relation, rows=len(school_rows), watermark=None,
             layout=spec.layout, laestab=laestab, chunk=chunk_no,
+            seen=[(marks[id(row)], render_watermark(row[len(fields)])) for row in school_rows
+                  if marks and id(row) in marks],
         ))
     return extracts
 
@@ -477,6 +735,23 @@ def _retryable(exc: pyodbc.Error) -> bool:
     return _sqlstate(exc).startswith(_RETRY_STATES)
 
 
+_TIMEOUT_STATES = ("HYT00", "HY008", "57014")
+
+
+def _is_timeout(exc: pyodbc.Error) -> bool:
+    """A statement over its time limit (the driver's query timeout, or cancelled)."""
+    return _sqlstate(exc).startswith(_TIMEOUT_STATES)
+
+
+def _timed_out(source: OdbcSource, relation: str) -> str:
+    rel = source.relation(relation)
+    return (f"ODBC source {source.source_id!r}, relation {relation!r} (table {rel.table!r}): the query did "
+            f"not finish within query_timeout_seconds = {source.query_timeout_seconds} and was cancelled; "
+            f"the MIS database may be locked by a long transaction or overloaded: ask its administrator, or "
+            f"raise query_timeout_seconds in sources.toml. Extracts already landed are kept; the next pull "
+            f"resumes from the stored watermark")
+
+
 def _is_auth_failure(exc: pyodbc.Error) -> bool:
     text = " ".join(str(a) for a in exc.args)
     return _sqlstate(exc).startswith("28") or bool(
@@ -539,12 +814,18 @@ def latest_watermark(source: OdbcSource, relation: str) -> str | None:
     rel = source.relation(relation)
     driver_manager()
     sql = f"SELECT MAX({quote_identifier(rel.watermark_column)}) FROM {quote_identifier(rel.table)}"
+    clock = None
     try:
         conn = _connect(source)
         try:
-            value = conn.cursor().execute(sql).fetchone()[0]
+            cursor = conn.cursor()
+            clock = _QueryClock(cursor, source.query_timeout_seconds)
+            with clock.running():
+                value = cursor.execute(sql).fetchone()[0]
         finally:
             _close(conn)
     except pyodbc.Error as exc:
+        if (clock is not None and clock.expired) or _is_timeout(exc):
+            raise OdbcSourceError(_timed_out(source, relation)) from None
         raise OdbcSourceError(_describe(source, relation, exc, 1)) from None
     return render_watermark(value) if value is not None else None

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import paramiko
 
+from connectors.arrivals import DEFAULT_STALE_SECONDS, IN_FLIGHT_SUFFIXES, Unlanded, refusal, shown_name, sort_out
 from schemas.config import ConfigError
 from schemas.errors import TetherError
 
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 COMPLETENESS_MODES = ("stable", "done_marker", "rename")
 AFTER_SUCCESS_MODES = ("leave", "archive")
 DONE_SUFFIX = ".done"
-IN_FLIGHT_SUFFIXES = (".part", ".tmp", ".filepart")
 
 # Errors after which a new connection may succeed: network trouble and SSH transport failures.
 _TRANSIENT = (OSError, EOFError, paramiko.SSHException)
@@ -67,8 +67,11 @@ class SftpEndpoint:
       - ``stable``: size and mtime unchanged for ``stable_seconds`` across polls (the default: works
         with any sender, costs one interval of latency);
       - ``done_marker``: the sender writes ``<name>.done`` after ``<name>``;
-      - ``rename``: the sender uploads under a temporary name (``*.part``, ``*.tmp``, ``*.filepart``
-        or a leading dot) and renames into place, so every other name is complete.
+      - ``rename``: the sender uploads under a temporary name (``*.part``, ``*.tmp``, ``*.filepart``,
+        a ``~`` suffix or a leading dot) and renames into place, so every other name is complete.
+    In every mode a temporary name is never taken, and a name landing would refuse is not downloaded;
+    both are reported by name (`PollResult.unlanded`), as is every file matching no pattern. A file
+    in flight for ``in_flight_stale_seconds`` (24 h by default) is reported as stale.
     after_success: ``leave`` the file, or ``archive`` it (moved into ``archive_dir``; a relative
     ``archive_dir`` is taken inside ``remote_dir``).
     """
@@ -89,6 +92,7 @@ class SftpEndpoint:
     max_retries: int = 3
     backoff_seconds: float = 2.0
     io_timeout: float = 60.0
+    in_flight_stale_seconds: float = DEFAULT_STALE_SECONDS
     key_passphrase: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -103,6 +107,8 @@ class SftpEndpoint:
             raise ConfigError(f"{where}: needs at least one filename pattern")
         if self.stable_seconds < 0 or self.max_retries < 0 or self.backoff_seconds < 0:
             raise ConfigError(f"{where}: stable_seconds, max_retries and backoff_seconds must not be negative")
+        if self.io_timeout <= 0 or self.in_flight_stale_seconds <= 0:
+            raise ConfigError(f"{where}: io_timeout and in_flight_stale_seconds must be positive")
 
     @property
     def address(self) -> str:
@@ -164,18 +170,26 @@ class SftpEndpoint:
             max_retries=get("max_retries", 3, int),
             backoff_seconds=get("backoff_seconds", 2.0, float),
             io_timeout=get("io_timeout", 60.0, float),
+            in_flight_stale_seconds=get("in_flight_stale_seconds", DEFAULT_STALE_SECONDS, float),
             key_passphrase=get("key_passphrase", None),
         )
 
 
 @dataclass
 class PollResult:
-    """What one poll did: files newly landed, still arriving, already landed before, and per-file errors."""
+    """What one poll did: files newly landed, still arriving, already landed before, and per-file errors.
+
+    `unlanded` accounts, by escaped name, for every other file in the folder: refused, matching no
+    pattern, in flight (temporary names and the files in `skipped_incomplete`) or stale in flight.
+    """
 
     taken: list[str] = field(default_factory=list)
     skipped_incomplete: list[str] = field(default_factory=list)
     already_landed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    unlanded: list[Unlanded] = field(default_factory=list)
+    done_markers: int = 0
+    files_seen: int = 0
 
 
 # --- deciding which files are complete (pure) ----------------------------------------------------
@@ -202,7 +216,7 @@ def matches_patterns(name: str, patterns: Iterable[str]) -> bool:
 
 
 def is_in_flight_name(name: str) -> bool:
-    """A temporary upload name, in `rename` mode not yet renamed into place."""
+    """A temporary upload name (or a hidden dot-file): never taken, in any completeness mode."""
     return name.startswith(".") or name.lower().endswith(IN_FLIGHT_SUFFIXES)
 
 
@@ -210,7 +224,8 @@ def select_complete(entries: Iterable[RemoteEntry], *, patterns: Iterable[str], 
                     stable_seconds: float, state: dict, now: float) -> tuple[list[RemoteEntry], list[str]]:
     """Split the listing into complete files (to take, oldest first) and names still arriving.
 
-    Only regular files matching the patterns count; `.done` markers are never data. In `stable` mode
+    Only regular files matching the patterns count; `.done` markers are never data, names landing
+    would refuse are left out, and temporary names are always still arriving. In `stable` mode
     ``state["observed"]`` remembers each file's size and mtime and since when they have been seen
     unchanged; a file is complete once that is at least ``stable_seconds`` ago. Observations of files
     that have gone are forgotten, so the state stays as small as the folder.
@@ -218,12 +233,15 @@ def select_complete(entries: Iterable[RemoteEntry], *, patterns: Iterable[str], 
     patterns = tuple(patterns)
     entries = [e for e in entries if e.is_file]
     names = {e.name for e in entries}
-    candidates = [e for e in entries if matches_patterns(e.name, patterns) and not e.name.endswith(DONE_SUFFIX)]
+    candidates = [e for e in entries if matches_patterns(e.name, patterns) and not e.name.endswith(DONE_SUFFIX)
+                  and refusal(e.name) is None]
     complete: list[RemoteEntry] = []
     incomplete: list[str] = []
     observed = state.setdefault("observed", {}) if completeness == "stable" else {}
     for entry in candidates:
-        if completeness == "rename":
+        if is_in_flight_name(entry.name):
+            done = False
+        elif completeness == "rename":
             done = not is_in_flight_name(entry.name)
         elif completeness == "done_marker":
             done = entry.name + DONE_SUFFIX in names
@@ -237,7 +255,7 @@ def select_complete(entries: Iterable[RemoteEntry], *, patterns: Iterable[str], 
         else:
             raise ConfigError(f"unknown completeness mode {completeness!r}")
         (complete.append(entry) if done else incomplete.append(entry.name))
-    for gone in set(observed) - {e.name for e in candidates}:
+    for gone in set(observed) - {e.name for e in candidates if not is_in_flight_name(e.name)}:
         del observed[gone]
     complete.sort(key=lambda e: (e.mtime, e.name))
     return complete, sorted(incomplete)
@@ -372,6 +390,12 @@ def _with_retries(endpoint: SftpEndpoint, work: Callable[[paramiko.SFTPClient], 
                             endpoint.source_id, endpoint.address, type(exc).__name__, exc, delay,
                             attempt + 1, attempts)
                 sleep(delay)
+    if isinstance(last, TimeoutError):
+        raise SftpSourceError(
+            f"SFTP source {endpoint.source_id!r} ({endpoint.address}): failed after {attempts} attempt(s): "
+            f"the connection stalled (no data for {endpoint.io_timeout:g} s, the source's io_timeout); nothing "
+            f"half-received was landed and the file is taken on the next poll; if the line is slow rather "
+            f"than stalled, raise io_timeout in sources.toml") from last
     raise SftpSourceError(f"SFTP source {endpoint.source_id!r} ({endpoint.address}): failed after {attempts} "
                           f"attempt(s): {type(last).__name__}: {last}") from last
 
@@ -403,9 +427,17 @@ def _read_to_end(fh: paramiko.SFTPFile, size: int) -> bytes:
 
 
 def _download(sftp: paramiko.SFTPClient, path: str, entry: RemoteEntry) -> bytes:
-    """The file's bytes, checked against the size listed; raises if it changed while being read."""
+    """The file's bytes, checked against the size listed; raises if it changed while being read.
+
+    A transfer that stalls (no data for `io_timeout`) raises TimeoutError with the session closed
+    at once, so that closing the remote file does not wait out the timeout a second time.
+    """
     with sftp.open(path, "rb") as fh:
-        data = _read_to_end(fh, entry.size)
+        try:
+            data = _read_to_end(fh, entry.size)
+        except TimeoutError:
+            sftp.get_channel().close()
+            raise
     if len(data) < entry.size:
         raise _ShortRead(f"{entry.name}: received {len(data)} of {entry.size} bytes")
     after = RemoteEntry.from_attributes(sftp.stat(path))
@@ -484,7 +516,7 @@ def poll_endpoint(endpoint: SftpEndpoint, *, deliver: Callable[[str, bytes], boo
         try:
             fresh = deliver(entry.name, data)
         except Exception as exc:  # the landing failed: keep the remote file, report, carry on
-            result.errors.append(f"{entry.name}: delivery failed ({type(exc).__name__}: {exc})")
+            result.errors.append(f"{shown_name(entry.name)}: delivery failed ({type(exc).__name__}: {exc})")
             return
         (result.taken if fresh else result.already_landed).append(entry.name)
         log.info("SFTP source %s: %s %s (%d bytes)", endpoint.source_id,
@@ -500,6 +532,8 @@ def poll_endpoint(endpoint: SftpEndpoint, *, deliver: Callable[[str, bytes], boo
         for name in set(landed) - present:
             del landed[name]
         result.skipped_incomplete[:] = incomplete
+        result.unlanded[:], result.done_markers, result.files_seen = account_for(
+            entries, complete, endpoint, now)
         result.errors.clear()
         done = set(result.taken) | set(result.already_landed)
         for entry in complete:
@@ -508,9 +542,9 @@ def poll_endpoint(endpoint: SftpEndpoint, *, deliver: Callable[[str, bytes], boo
             try:
                 take(sftp, entry)
             except _TRANSIENT as exc:
-                if not _session_usable(sftp, endpoint.remote_dir):
+                if isinstance(exc, TimeoutError) or not _session_usable(sftp, endpoint.remote_dir):
                     raise
-                result.errors.append(f"{entry.name}: {type(exc).__name__}: {exc}")
+                result.errors.append(f"{shown_name(entry.name)}: {type(exc).__name__}: {exc}")
 
     landed: dict[str, list] = state.setdefault("landed", {})
     _with_retries(endpoint, session, sleep)
@@ -519,6 +553,35 @@ def poll_endpoint(endpoint: SftpEndpoint, *, deliver: Callable[[str, bytes], boo
                  endpoint.source_id, len(result.taken), len(result.skipped_incomplete),
                  len(result.already_landed), len(result.errors))
     return result
+
+
+def account_for(entries: list[RemoteEntry], complete: list[RemoteEntry], endpoint: SftpEndpoint,
+                now: float) -> tuple[list[Unlanded], int, int]:
+    """Every regular file in the listing that will not be taken, by escaped name and reason;
+    also the number of `.done` markers of files present, and of files seen."""
+    files = [e for e in entries if e.is_file]
+    names = {e.name for e in files}
+    taking = {e.name for e in complete}
+    waiting = {"stable": f"not yet unchanged for {endpoint.stable_seconds:g} s",
+               "done_marker": "waiting for its .done marker",
+               "rename": "not yet complete"}[endpoint.completeness]
+    unlanded, markers = [], 0
+    for e in sorted(files, key=lambda e: e.name):
+        if e.name in taking:
+            continue
+        if e.name.endswith(DONE_SUFFIX) and not e.name.startswith("."):
+            if e.name[: -len(DONE_SUFFIX)] in names:
+                markers += 1
+            else:
+                unlanded.append(Unlanded(shown_name(e.name), "unmatched",
+                                         "a .done marker whose file is not in the folder", e.size))
+            continue
+        found = sort_out(e.name, matches=matches_patterns(e.name, endpoint.patterns), complete=False,
+                         age_seconds=max(0.0, now - e.mtime), stale_seconds=endpoint.in_flight_stale_seconds,
+                         size=e.size, waiting_for=waiting)
+        if found is not None:
+            unlanded.append(found)
+    return unlanded, markers, len(files)
 
 
 def fetch_file(endpoint: SftpEndpoint, name: str, *, sleep: Callable[[float], None] = time.sleep) -> bytes:
@@ -543,13 +606,16 @@ def fetch_file(endpoint: SftpEndpoint, name: str, *, sleep: Callable[[float], No
 
 
 def list_entries(endpoint: SftpEndpoint, *, sleep: Callable[[float], None] = time.sleep) -> list[RemoteEntry]:
-    """The regular files in the remote folder that match the source's patterns (no download).
+    """The regular files in the remote folder that could be landed: matching the source's patterns,
+    not a `.done` marker, not a temporary name, not a name landing refuses (no download).
 
-    Cheap enough for a sensor tick: one connection, one directory listing.
+    Cheap enough for a sensor tick: one connection, one directory listing. The files left out are
+    reported by the landing asset's poll (`PollResult.unlanded`), not here.
     """
     def matching(sftp: paramiko.SFTPClient) -> list[RemoteEntry]:
         return [e for e in _listing(sftp, endpoint) if e.is_file and matches_patterns(e.name, endpoint.patterns)
-                and not e.name.endswith(DONE_SUFFIX)]
+                and not e.name.endswith(DONE_SUFFIX) and not is_in_flight_name(e.name)
+                and refusal(e.name) is None]
     return _with_retries(endpoint, matching, sleep)
 
 

@@ -9,8 +9,10 @@ import datetime as dt
 import json
 import os
 
-from connectors.odbc import OdbcSource, pull, watermark_get, watermark_set
+from connectors.arrivals import figures as unlanded_figures
+from connectors.odbc import OdbcSource, overlap_record, overlap_seen, pull, watermark_get, watermark_set
 from connectors.sftp import SftpEndpoint, poll_endpoint
+from connectors.unlanded import record_unlanded
 from schemas.config import ConfigError, Source
 from sharing.private_files import create_private, private_dir
 
@@ -52,26 +54,35 @@ def land_sftp(ctx: TetherContext, source: Source) -> dict:
         with os.fdopen(create_private(tmp, exclusive=True), "w") as handle:
             handle.write(json.dumps(state))
         os.replace(tmp, state_path)
-    return {"files_new": len(result.taken), "files_already_landed": len(result.already_landed),
-            "files_incomplete": len(result.skipped_incomplete), "file_errors": result.errors}
+    record_unlanded(ctx.store, source.source_id, result.unlanded, received_at)
+    return {"files_in_folder": result.files_seen, "files_new": len(result.taken),
+            "files_already_landed": len(result.already_landed),
+            "files_incomplete": len(result.skipped_incomplete), "files_done_markers": result.done_markers,
+            **unlanded_figures(result.unlanded), "file_errors": result.errors}
 
 
 def land_odbc(ctx: TetherContext, source: Source) -> dict:
     """Incremental pulls of the pupils and marks relations from the watermark kept in the store.
 
-    Each chunk is landed as an extract file before its watermark is stored, so a pull interrupted
-    half way resumes from the last landed chunk with nothing lost or doubled.
+    Each chunk is landed as an extract file, and its watermark and overlap fingerprints stored, in
+    one store transaction: a pull interrupted half way resumes from the last landed chunk with
+    nothing lost or doubled. Rows committed late below the watermark (within the overlap window)
+    are read on the next pull; rows already pulled are not landed again.
     """
     odbc = OdbcSource.from_source_options(source.source_id, source.options, os.environ)
     now = dt.datetime.now(dt.timezone.utc)
     figures = {}
     for relation in ("pupils", "marks"):
         since = watermark_get(ctx.store, source.source_id, relation)
+        seen = overlap_seen(ctx.store, source.source_id, relation)
         files = rows = 0
-        for extract in pull(odbc, relation, since=since, now=now):
-            ctx.landing.receive(source.source_id, extract.file_name, extract.data, layout=extract.layout,
-                                received_at=now)
-            watermark_set(ctx.store, source.source_id, relation, extract.watermark, now)
+        for extract in pull(odbc, relation, since=since, now=now, seen=seen,
+                            fingerprint_key=ctx.keys.token_key):
+            with ctx.store.begin():
+                ctx.landing.receive(source.source_id, extract.file_name, extract.data, layout=extract.layout,
+                                    received_at=now)
+                overlap_record(ctx.store, source.source_id, relation, extract)
+                watermark_set(ctx.store, source.source_id, relation, extract.watermark, now)
             files += 1
             rows += extract.rows
         figures[f"{relation}_extracts"] = files

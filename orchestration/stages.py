@@ -15,9 +15,11 @@ import pandas as pd
 from sqlalchemy import and_, bindparam, delete
 
 from connectors import outbox
+from connectors.arrivals import figures as unlanded_figures
 from connectors.attendance import marks_between, session_sums
-from connectors.folder import complete_files
-from connectors.landing import check_file_name, refused_whole
+from connectors.folder import survey_folder
+from connectors.landing import refused_whole
+from connectors.unlanded import in_flight_stale_seconds, record_unlanded
 from schemas import tables as t
 from schemas.calendar import LONDON
 from schemas.config import Source
@@ -54,23 +56,18 @@ def land_source(ctx: TetherContext, source: Source) -> dict:
             f"source {source.source_id}: landing folder {folder} does not exist; create it or fix "
             f"`path` in sources.toml")
     patterns = [f.pattern for f in source.files]
+    now = dt.datetime.now(dt.timezone.utc)
+    survey = survey_folder(folder, patterns, stable_seconds=float(source.options.get("stable_seconds", 0)),
+                           now=now.timestamp(), stale_seconds=in_flight_stale_seconds(source))
     new = seen = 0
-    refused: Counter = Counter()
-    for path in complete_files(folder, patterns, stable_seconds=float(source.options.get("stable_seconds", 0))):
-        try:
-            check_file_name(path.name)
-        except ValueError as exc:       # left in the folder, reported: nothing is lost
-            refused[str(exc)] += 1
-            continue
+    for path in survey.complete:
         landed = ctx.landing.receive(source.source_id, path.name, path.read_bytes(),
-                                     layout=source.layout_for(path.name),
-                                     received_at=dt.datetime.now(dt.timezone.utc))
+                                     layout=source.layout_for(path.name), received_at=now)
         new += landed.is_new
         seen += not landed.is_new
-    figures = {"files_new": new, "files_already_landed": seen, "files_refused": sum(refused.values())}
-    if refused:
-        figures["refused_reasons"] = dict(refused)
-    return figures
+    record_unlanded(ctx.store, source.source_id, survey.unlanded, now)
+    return {"files_in_folder": survey.files_seen, "files_new": new, "files_already_landed": seen,
+            "files_done_markers": survey.done_markers, **unlanded_figures(survey.unlanded)}
 
 
 # --- staging ---------------------------------------------------------------------------------

@@ -69,6 +69,7 @@ def collect(store: Store, config: TetherConfig, as_of, failed_checks: list[dict]
         "schools": len(fresh),
         "failed_checks": failed_checks or [],
         "checks_read": failed_checks is not None,
+        "files_not_landed": _files_not_landed(store),
     }
     summary["attention"] = attention(summary)
     return summary
@@ -76,7 +77,8 @@ def collect(store: Store, config: TetherConfig, as_of, failed_checks: list[dict]
 
 def attention(s: dict) -> list[dict]:
     """What an operator must look at, one entry each: a school or source late or never sent, a
-    file failed, rows quarantined, an asset check failed. `tether status` exits 1 when any."""
+    file failed, rows quarantined, an asset check failed, a file in a source folder refused or
+    stale in flight. `tether status` exits 1 when any."""
     out = []
     for r in s["schools_not_fresh"]:
         out.append({"kind": f"school_{r['status']}", "subject": r["laestab"],
@@ -97,11 +99,25 @@ def attention(s: dict) -> list[dict]:
             out.append({"kind": "rows_quarantined", "subject": f["source"],
                         "message": f"source {f['source']}: {f['rows_quarantined']} row(s) quarantined "
                                    f"(layout {f['layout']}); see the quarantine table"})
+    for r in s.get("files_not_landed", []):
+        if r["state"] in ("refused", "stale_in_flight"):
+            out.append({"kind": f"file_{r['state']}", "subject": r["source"],
+                        "message": f"source {r['source']}: file {r['file']} {r['state'].replace('_', ' ')} "
+                                   f"({r['reason']})"})
     for c in s["failed_checks"]:
         out.append({"kind": "check_failed", "subject": f"{c['asset']}:{c['check']}",
                     "message": f"check {c['check']} on {c['asset']} {c['outcome']} ({c['severity']}) "
                                f"in run {c['run_id']}"})
     return out
+
+
+def _files_not_landed(store: Store) -> list[dict]:
+    """Files seen in a source's folder at its last landing and not landed (names escaped)."""
+    return [{"source": r["source_id"], "file": r["file_name"], "state": r["state"], "reason": r["reason"],
+             "first_seen": r["first_seen_at"].isoformat(timespec="minutes")}
+            for r in store.records(t.unlanded_files, order_by=[t.unlanded_files.c.source_id,
+                                                              t.unlanded_files.c.state,
+                                                              t.unlanded_files.c.file_name])]
 
 
 def _pa_sa(year: pd.DataFrame) -> dict:
@@ -150,6 +166,13 @@ def render(s: dict) -> str:
     for r in s["sources_not_fresh"]:
         lines.append(f"  LATE  source {r['source_id']}: expected the {r['expected_date']} extract by "
                      f"{r['expected_by']}, last extract {r['last_extract_date'] or 'never'}")
+    waiting = s.get("files_not_landed", [])
+    lines.append(f"Files in source folders not landed: {len(waiting) or 'none'}")
+    for r in waiting[:50]:
+        lines.append(f"  {r['state'].replace('_', ' ').upper():<16} {r['source']:<16} {r['file']}: {r['reason']} "
+                     f"(since {r['first_seen']})")
+    if len(waiting) > 50:
+        lines.append(f"  ... and {len(waiting) - 50} more (table unlanded_files)")
     lines.append("")
     lines.extend(render_attention(s))
     return "\n".join(lines)

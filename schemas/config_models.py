@@ -176,6 +176,9 @@ class FolderSourceModel(SourceBase):
                              "configuration folder. Default: the source's name.")
     stable_seconds: float = Field(0, ge=0, description="A file is taken only once its size and time have not "
                                   "changed for this many seconds (0: at once).")
+    in_flight_stale_seconds: float = Field(86400, gt=0, description="A file still arriving (a temporary "
+                                           "name such as *.part, or not yet complete) for this long is "
+                                           "reported as stale in flight: an abandoned upload (default 24 h).")
 
 
 def _env_twin(option: str) -> Any:
@@ -235,6 +238,10 @@ class SftpSourceModel(SourceBase):
     io_timeout: float | None = Field(None, gt=0, description="Seconds a read may stall before the connection is "
                                      "dropped (default 60).")
     io_timeout_env: EnvName | None = _env_twin("io_timeout")
+    in_flight_stale_seconds: float | None = Field(None, gt=0, description="A file still arriving (a temporary "
+                                                  "name, or not yet complete) for this long is reported as "
+                                                  "stale in flight (default 86400, 24 h).")
+    in_flight_stale_seconds_env: EnvName | None = _env_twin("in_flight_stale_seconds")
 
     @model_validator(mode="after")
     def _needs_connection(self) -> "SftpSourceModel":
@@ -300,6 +307,14 @@ class OdbcSourceModel(SourceBase):
     max_retries: int = Field(3, ge=0, description="Reconnections after a connection error.")
     backoff_seconds: float = Field(2.0, ge=0, description="Wait before the first retry, doubling each time.")
     login_timeout_seconds: int = Field(15, ge=1, description="Seconds to wait for the database to accept a login.")
+    query_timeout_seconds: int = Field(300, ge=0, description="Seconds one statement or fetch may run before "
+                                       "it is cancelled and the pull fails with a one-line error (0: no limit).")
+    watermark_overlap_seconds: int = Field(600, ge=0, description="Date and datetime watermarks: each pull "
+                                           "re-reads this far below the stored watermark, so a row committed "
+                                           "late by a long MIS transaction is not lost; rows already pulled "
+                                           "are not landed again. Set above the MIS's longest transaction.")
+    watermark_overlap_count: int = Field(0, ge=0, description="Integer and rowversion watermarks: each pull "
+                                         "re-reads this many values below the stored watermark (0: none).")
     poll_seconds: int = Field(120, ge=1, description="How often the Dagster sensor asks the database for new rows.")
 
     @model_validator(mode="after")

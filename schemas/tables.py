@@ -310,3 +310,22 @@ store_keys = Table(
     Index("uq_store_keys_current", "purpose", unique=True,
           sqlite_where=text("state = 'current'"), postgresql_where=text("state = 'current'")),
 )
+
+unlanded_files = Table(
+    "unlanded_files", metadata,
+    Column("source_id", String(100), primary_key=True),
+    Column("file_name", String(400), primary_key=True, comment="escaped (repr), never used as a path"),
+    Column("state", String(20), nullable=False, comment="refused | unmatched | in_flight | stale_in_flight"),
+    Column("reason", Text, nullable=False),
+    Column("size_bytes", BigInteger),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+)
+
+odbc_overlap_rows = Table(
+    "odbc_overlap_rows", metadata,
+    Column("source_id", String(100), primary_key=True),
+    Column("relation", String(100), primary_key=True),
+    Column("fingerprint", String(64), primary_key=True, comment="keyed HMAC of the row as extracted"),
+    Column("watermark", String(100), nullable=False),
+)

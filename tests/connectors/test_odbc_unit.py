@@ -312,3 +312,64 @@ def test_query_errors_name_the_table_and_hide_quoted_values(monkeypatch):
         list(pull(source(), "marks", since=None, now=NOW))
     assert "2019-13-02" not in str(caught.value) and "dbo.mis_marks" in str(caught.value)
     assert sleeps == []
+
+
+# -- query timeout and overlap window -------------------------------------------------------------
+
+def test_timeout_and_overlap_options_have_defaults_and_are_checked():
+    s = source()
+    assert (s.query_timeout_seconds, s.watermark_overlap_seconds, s.watermark_overlap_count) == (300, 600.0, 0)
+    s = source(query_timeout_seconds=30, watermark_overlap_seconds=3600, watermark_overlap_count=50)
+    assert (s.query_timeout_seconds, s.watermark_overlap_seconds, s.watermark_overlap_count) == (30, 3600.0, 50)
+    for bad in ({"query_timeout_seconds": -1}, {"watermark_overlap_seconds": "ten"},
+                {"watermark_overlap_count": 1.5}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            source(**bad)
+
+
+def test_the_overlap_window_reaches_below_each_kind_of_watermark():
+    s = source(watermark_overlap_seconds=600, watermark_overlap_count=5)
+    assert odbc.overlap_below(s, dt.datetime(2026, 11, 30, 9, 0)) == dt.datetime(2026, 11, 30, 8, 50)
+    assert odbc.overlap_below(s, dt.date(2026, 11, 30)) == dt.date(2026, 11, 29)     # whole days
+    assert odbc.overlap_below(s, 1000) == 995
+    assert odbc.overlap_below(s, bytes.fromhex("0000000000000103")) == bytes.fromhex("00000000000000fe")
+    assert odbc.overlap_below(s, b"\x00\x02") == b"\x00\x00"                       # never below zero
+
+
+def test_row_fingerprints_are_keyed_and_change_with_any_value():
+    row = ("P001", dt.date(2026, 9, 7), "AM", "/", None, dt.datetime(2026, 9, 7, 8, 45))
+    a = odbc.row_fingerprint(b"k1", "marks", "9993001", row)
+    assert a == odbc.row_fingerprint(b"k1", "marks", "9993001", row) and len(a) == 32
+    assert a != odbc.row_fingerprint(b"k2", "marks", "9993001", row)
+    assert a != odbc.row_fingerprint(b"k1", "marks", "9993001", row[:3] + ("N",) + row[4:])
+    assert "P001" not in a
+
+
+class _HangingCursor:
+    """execute() blocks until cancel() is called from another thread, as a driver would."""
+
+    def __init__(self):
+        import threading
+        self.cancelled = threading.Event()
+
+    def execute(self, sql, *params):
+        assert self.cancelled.wait(30), "never cancelled"
+        raise pyodbc.Error("57014", "[57014] ERROR: canceling statement due to user request")
+
+    def cancel(self):
+        self.cancelled.set()
+
+
+def test_a_statement_over_the_query_timeout_is_cancelled_and_reported_in_one_line(monkeypatch):
+    cursor = _HangingCursor()
+    conn = SimpleNamespace(cursor=lambda: cursor, close=lambda: None)
+    monkeypatch.setattr(odbc, "_connect", lambda src: conn)
+    monkeypatch.setattr(odbc, "pyodbc", pyodbc)
+    monkeypatch.setattr(odbc, "driver_manager", lambda: pyodbc)
+    s = source(query_timeout_seconds=1, max_retries=3)
+    with pytest.raises(OdbcSourceError) as caught:
+        list(pull(s, "marks", since=None, now=NOW))
+    message = str(caught.value)
+    assert cursor.cancelled.is_set()
+    assert "'mis_hosted'" in message and "relation 'marks'" in message and "'dbo.mis_marks'" in message
+    assert "query_timeout_seconds = 1" in message and "\n" not in message and SECRET not in message

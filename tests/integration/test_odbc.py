@@ -20,14 +20,17 @@ from psycopg2 import sql
 import pytest
 from sqlalchemy import create_engine
 
-from connectors.odbc import OdbcSource, OdbcSourceError, pull, watermark_get, watermark_set
+from connectors.odbc import (
+    OdbcSource, OdbcSourceError, overlap_record, overlap_seen, pull, watermark_get, watermark_set,
+)
 from schemas.config import load_config
-from schemas.tables import metadata, watermarks
+from schemas.tables import metadata, odbc_overlap_rows, watermarks
 
 pytestmark = pytest.mark.integration
 
 NOW = dt.datetime(2026, 11, 30, 9, 15)
 SCHOOLS = ("9993001", "9993002", "9993003")
+KEY = b"k" * 32     # the row fingerprints' key (a deployment passes its token key)
 
 
 def _connection_string() -> str:
@@ -115,7 +118,7 @@ def odbc_source(db, table: str, **options) -> OdbcSource:
 @pytest.fixture
 def store(tmp_path):
     engine = create_engine(f"sqlite:///{tmp_path / 'store.sqlite'}")
-    metadata.create_all(engine, tables=[watermarks])
+    metadata.create_all(engine, tables=[watermarks, odbc_overlap_rows])
     yield SimpleNamespace(engine=engine)
     engine.dispose()
 
@@ -142,11 +145,14 @@ def landed_rows(extracts) -> list[tuple]:
 
 
 def land_all(source, store, relation="marks", stop_after=None):
-    """Pull from the stored watermark, 'landing' each extract and then storing its watermark."""
+    """Pull from the stored watermark (re-reading its overlap window), 'landing' each extract and
+    then storing its overlap fingerprints and watermark, as orchestration's land_odbc does."""
     landed = []
     since = watermark_get(store, source.source_id, relation)
-    for i, extract in enumerate(pull(source, relation, since=since, now=NOW)):
+    seen = overlap_seen(store, source.source_id, relation)
+    for i, extract in enumerate(pull(source, relation, since=since, now=NOW, seen=seen, fingerprint_key=KEY)):
         landed.append(extract)
+        overlap_record(store, source.source_id, relation, extract)
         watermark_set(store, source.source_id, relation, extract.watermark, NOW)
         if stop_after is not None and stop_after(i, extract):
             break
@@ -244,6 +250,67 @@ def test_rows_sharing_a_watermark_across_a_chunk_boundary_are_not_skipped(databa
     second = land_all(source, store)
     assert [e.rows for e in second] == [3]
     assert len(landed_rows(first + second)) == 12
+
+
+def test_a_row_committed_late_below_the_watermark_is_read_once(database, store):
+    """A long MIS transaction stamps its row when it starts (PostgreSQL's now()) but commits after
+    a later row was pulled: the overlap window re-reads it, and only it."""
+    utc_session(database)
+    make_marks(database, "late_marks", term_rows(days=2, schools=SCHOOLS[:1]))      # 80 rows
+    source = odbc_source(database, "late_marks", chunk_rows=30)
+    assert len(landed_rows(land_all(source, store))) == 80
+
+    slow = psycopg2.connect(**database.dsn)           # the long transaction: stamped now, committed later
+    with slow.cursor() as cur:
+        cur.execute("INSERT INTO late_marks VALUES ('9993001', 'P900', '2026-09-14', 'AM', 'L', 5, now())")
+    run_sql(database, "INSERT INTO late_marks VALUES ('9993001', 'P901', '2026-09-14', 'AM', '/', NULL, "
+                      "now() + interval '1 second')")
+    assert [r[1] for r in landed_rows(land_all(source, store))] == ["P901"]     # P900 not yet committed
+    pulled = watermark_get(store, "mis_hosted", "marks")
+    slow.commit()
+    slow.close()
+    with psycopg2.connect(**database.dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT last_modified < %s::timestamptz FROM late_marks WHERE pupil_id = 'P900'", (pulled + "+00",))
+        assert cur.fetchone()[0]                      # committed below the stored watermark
+    conn.close()
+
+    late = land_all(source, store)
+    assert [r[1] for r in landed_rows(late)] == ["P900"]
+    assert watermark_get(store, "mis_hosted", "marks") == pulled      # the watermark never moves back
+    assert land_all(source, store) == []                               # and it is not read a second time
+
+
+def test_a_row_committed_later_than_the_overlap_window_is_not_read(database, store):
+    """The window bounds what is re-read: a row stamped further below the watermark is missed —
+    widen watermark_overlap_seconds past the MIS's longest transaction."""
+    utc_session(database)
+    make_marks(database, "window_marks", term_rows(days=1, schools=SCHOOLS[:1]))
+    source = odbc_source(database, "window_marks", watermark_overlap_seconds=600)
+    land_all(source, store)
+    run_sql(database, """INSERT INTO window_marks VALUES
+        ('9993001', 'P800', '2026-09-07', 'PM', 'I', NULL, timestamptz '2026-09-07 13:45:07+00' - interval '9 minutes'),
+        ('9993001', 'P801', '2026-09-07', 'PM', 'I', NULL, timestamptz '2026-09-07 13:45:07+00' - interval '11 minutes')""")
+    assert [r[1] for r in landed_rows(land_all(source, store))] == ["P800"]
+
+
+def test_a_hung_query_is_cancelled_after_query_timeout_with_a_one_line_error(database):
+    utc_session(database)
+    make_marks(database, "calm_marks", term_rows(days=1, schools=SCHOOLS[:1]))
+    run_sql(database, "CREATE VIEW hung_marks AS SELECT m.* FROM calm_marks m, (SELECT pg_sleep(600)) AS hang")
+    source = odbc_source(database, "hung_marks", query_timeout_seconds=1, max_retries=3)
+
+    with pytest.raises(OdbcSourceError) as caught:
+        list(pull(source, "marks", since=None, now=NOW))
+
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "'mis_hosted'" in message and "relation 'marks'" in message and "'hung_marks'" in message
+    assert "query_timeout_seconds = 1" in message and "cancelled" in message
+    with psycopg2.connect(**database.dsn) as conn, conn.cursor() as cur:      # not left running on the server
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND state = 'active' AND pid <> pg_backend_pid() AND query LIKE %s", ("%hung_marks%",))
+        assert cur.fetchone()[0] == 0
+    conn.close()
 
 
 def test_wrong_port_is_a_clear_error_without_the_password(database):

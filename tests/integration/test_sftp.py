@@ -167,17 +167,22 @@ def test_archive_after_success_moves_the_file_and_never_overwrites(sftp_endpoint
 
 class CuttingProxy:
     """A loopback TCP proxy in front of sshd that cuts its first `cuts` connections after
-    `cut_after` bytes have gone from the server to the client, as when a line drops."""
+    `cut_after` bytes have gone from the server to the client, as when a line drops.
 
-    def __init__(self, target_port: int, cut_after: int, cuts: int = 1):
-        self.target_port, self.cut_after, self.cuts = target_port, cut_after, cuts
+    With `stall`, those connections are not cut but go silent: the proxy stops forwarding from the
+    server and holds the connection open (a stalled transfer), until the proxy is closed."""
+
+    def __init__(self, target_port: int, cut_after: int, cuts: int = 1, stall: bool = False):
+        self.target_port, self.cut_after, self.cuts, self.stall = target_port, cut_after, cuts, stall
         self.connections = 0
         self.cut = 0
+        self._released = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
 
     def close(self) -> None:
+        self._released.set()
         self._listener.close()
 
     def _accept(self) -> None:
@@ -203,6 +208,8 @@ class CuttingProxy:
                 if limit is not None and sent + len(chunk) >= limit:
                     dst.sendall(chunk[: limit - sent])
                     self.cut += 1
+                    if self.stall:
+                        self._released.wait()
                     break
                 dst.sendall(chunk)
                 sent += len(chunk)
@@ -273,6 +280,78 @@ def test_a_cut_connection_is_retried_with_backoff_within_one_poll(
         assert fetch_file(endpoint, name) == data
     finally:
         proxy.close()
+
+
+@CUT_LINE
+def test_a_stalled_transfer_fails_the_poll_within_io_timeout_and_the_file_is_taken_next_tick(
+        sftp_env, sftp_endpoint, sftp_client, known_hosts_for, big_file):
+    proxy = CuttingProxy(int(sftp_env["TETHER_TEST_SFTP_PORT"]), cut_after=1_000_000, stall=True)
+    try:
+        endpoint = sftp_endpoint(port=proxy.port, known_hosts_file=known_hosts_for(proxy.port),
+                                 completeness="rename", after_success="archive", max_retries=0, io_timeout=2.0)
+        name, data = big_file(endpoint)
+        landing, state = FakeLanding(), {}
+        outcome: dict = {}
+
+        def first_tick():
+            try:
+                poll_endpoint(endpoint, deliver=landing.deliver, state=state)
+            except SftpSourceError as exc:
+                outcome["error"] = exc
+
+        tick = threading.Thread(target=first_tick, daemon=True)
+        tick.start()
+        tick.join(timeout=120)       # a guard against hanging the suite, not a measure of time
+        assert not tick.is_alive(), "the stalled poll never gave up"
+        assert proxy.cut == 1 and landing.calls == []
+        message = str(outcome["error"])
+        assert "test-sftp" in message and f"127.0.0.1:{proxy.port}" in message
+        assert "no data for 2 s" in message and "io_timeout" in message
+        assert sftp_client.listdir(endpoint.remote_dir) == [name]       # not archived: not landed
+
+        result = poll_endpoint(endpoint, deliver=landing.deliver, state=state)     # the next tick
+        assert result.taken == [name] and landing.calls == [name]
+        assert landing.by_sha == {hashlib.sha256(data).hexdigest(): (name, data)}
+    finally:
+        proxy.close()
+
+
+def test_every_file_in_the_sftp_folder_is_taken_or_reported_by_escaped_name(sftp_endpoint, sftp_client):
+    endpoint = sftp_endpoint(completeness="stable", stable_seconds=30.0, patterns=("*_attendance_*.csv",),
+                             in_flight_stale_seconds=3600.0)
+    files = {
+        "1234567_attendance_20261102.csv": attendance_csv(2, month=11),        # taken
+        "notes.txt": b"no pattern",                                           # unmatched
+        ".1234567_attendance_20261103.csv": attendance_csv(3, month=11),       # hidden
+        "..%2f..%2fetc_attendance_20261102.csv": b"a path trick",             # refused
+        "1234567_attendance_20261104.csv.part": b"uploading",                 # in flight
+        "1234567_attendance_20261001.csv.filepart": b"abandoned",             # stale in flight
+        "1234567_attendance\x1b]0;pwned\x07_20261105.csv": b"escape codes",   # refused
+    }
+    for name, data in files.items():     # on the poll's clock: sent a minute ago, the abandoned one 2 h ago
+        put(sftp_client, endpoint.remote_path(name), data)
+        age = 7200 if name.endswith(".filepart") else 60
+        sftp_client.utime(endpoint.remote_path(name), (T0 - age, T0 - age))
+    landing, state = FakeLanding(), {}
+
+    first = poll_endpoint(endpoint, deliver=landing.deliver, state=state, now=T0)
+    second = poll_endpoint(endpoint, deliver=landing.deliver, state=state, now=T0 + 30)
+
+    assert first.taken == [] and second.taken == ["1234567_attendance_20261102.csv"]
+    assert landing.calls == ["1234567_attendance_20261102.csv"]     # nothing else even downloaded
+    assert second.files_seen == len(files)
+    assert {u.name: u.state for u in first.unlanded}["'1234567_attendance_20261102.csv'"] == "in_flight"
+    states = {u.name: u.state for u in second.unlanded}
+    assert states == {
+        "'notes.txt'": "unmatched",
+        "'.1234567_attendance_20261103.csv'": "in_flight",
+        "'..%2f..%2fetc_attendance_20261102.csv'": "refused",
+        "'1234567_attendance_20261104.csv.part'": "in_flight",
+        "'1234567_attendance_20261001.csv.filepart'": "stale_in_flight",
+        "'1234567_attendance\\x1b]0;pwned\\x07_20261105.csv'": "refused",
+    }
+    assert len(second.taken) + len(second.unlanded) == second.files_seen
+    assert second.errors == []
 
 
 def _other_ed25519_key() -> str:

@@ -194,6 +194,52 @@ def test_odbc_mis_is_pulled_incrementally_into_the_pipeline(mis_database, tmp_pa
     assert stages.land_source(ctx, source)["marks_rows"] == 0
 
 
+def test_an_odbc_mark_committed_late_below_the_watermark_is_staged_once(mis_database, tmp_path, monkeypatch):
+    name, connection = mis_database
+    monkeypatch.setenv("TETHER_MIS_ODBC", connection)
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "sources.toml").write_text(HOSTED_MIS)
+    ctx = _context(tmp_path, config, monkeypatch)
+    source = ctx.config.sources["hosted_mis"]
+    admin = make_url(os.environ["TETHER_TEST_PG_ADMIN_URL"])
+    mis = psycopg2.connect(host=admin.host, port=admin.port, user=admin.username, dbname=name)
+    mis.autocommit = True
+    with mis.cursor() as cur:
+        cur.execute("SELECT count(*) FROM mis_marks")
+        n_marks = cur.fetchone()[0]
+    stages.land_source(ctx, source)
+    stages.stage_source(ctx, source)
+    staged_before = len(ctx.store.read(t.staged_marks, columns=["laestab"]))
+    watermark = ctx.store.records(t.watermarks, t.watermarks.c.relation == "marks")[0]["value"]
+
+    # A register saved in a transaction that began five minutes before the last pulled change,
+    # committed only now: its last_modified is below the stored watermark, inside the window.
+    with mis.cursor() as cur:
+        cur.execute("SELECT laestab, pupil_id FROM mis_marks LIMIT 1")
+        laestab, pupil = cur.fetchone()
+        cur.execute("INSERT INTO mis_marks VALUES (%s, %s, DATE '2026-11-30', 'PM', 'L', 7, "
+                    "(SELECT max(last_modified) FROM mis_marks) - interval '5 minutes')", (laestab, pupil))
+    mis.close()
+
+    again = stages.land_source(ctx, source)
+    assert again["marks_rows"] == 1 and again["marks_extracts"] == 1
+    stages.stage_source(ctx, source)
+    assert stages.land_source(ctx, source)["marks_rows"] == 0                   # read once, not again
+    assert ctx.store.records(t.watermarks, t.watermarks.c.relation == "marks")[0]["value"] == watermark
+
+    marks = ctx.store.read(t.staged_marks)
+    assert len(marks) == staged_before + 1
+    ref = pupil_ref(ctx.keys.token_key, laestab.strip(), pupil)
+    late = marks[(marks["pupil_ref"] == ref) & (marks["session_date"] == dt.date(2026, 11, 30)) & (marks["session"] == "PM")]
+    assert late["mark"].tolist() == ["L"]
+    manifest = ctx.store.read(t.landing_manifest)
+    marks_files = manifest[manifest["layout"] == "odbc-marks"]
+    assert int(marks_files["rows_read"].sum()) == n_marks + 1                   # nothing counted twice
+    assert (manifest["rows_read"] == manifest["rows_staged"] + manifest["rows_superseded"].fillna(0)
+            + manifest["rows_quarantined"]).all()
+
+
 def _sensor_tick(sensor, ctx: TetherContext, cursor=None):
     import dagster as dg
     from orchestration.resources import TetherResource
