@@ -589,7 +589,7 @@ def queue_deliveries(ctx: TetherContext) -> dict:
             "at": dt.datetime.now(dt.timezone.utc).isoformat(), "actor": "tether:flags",
             "action": "alert_queued", "recipient": d.recipient_address or d.recipient_id,
             "child_key": flag["child_key"], "fields": json.dumps(fields),
-            "purpose": rule.get("purpose", flag["rule"]),
+            "purpose": rule.get("purpose") or flag["rule"],
             "lawful_basis": cfg.policy.get("lawful_basis", ""), "ref": d.delivery_id}
     deliveries = deliveries.assign(fields=[json.dumps(fields_by_delivery[i]) for i in deliveries["delivery_id"]])
     written = outbox.enqueue_with_audit(store, deliveries, payloads=payloads, entries=audit,

@@ -10,6 +10,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+from connectors.store_setup import init_store
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,7 @@ def flagged(request, small_la, tmp_path, monkeypatch):
            "TETHER_DATABASE_URL": url, "TETHER_AS_OF": AS_OF.isoformat(), **write_new_keys(tmp_path / "keys")}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
+    init_store(url, env["TETHER_DATA_DIR"])[0].dispose()          # as `tether init` does
     ctx = TetherContext(url, env["TETHER_CONFIG_DIR"], env["TETHER_DATA_DIR"], env["TETHER_AS_OF"])
     for source in ctx.config.sources.values():
         stages.land_source(ctx, source)

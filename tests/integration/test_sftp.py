@@ -391,5 +391,7 @@ def test_an_unknown_host_is_refused_and_never_added(sftp_endpoint, sftp_client, 
 
 def test_files_dropped_on_the_server_disk_are_seen(sftp_endpoint, sftp_chroot: Path):
     endpoint = sftp_endpoint(completeness="rename")
-    (sftp_chroot / endpoint.remote_dir.lstrip("/") / "local.csv").write_bytes(b"a\n")
+    dropped = sftp_chroot / endpoint.remote_dir.lstrip("/") / "local.csv"
+    dropped.write_bytes(b"a\n")
+    dropped.chmod(0o644)        # readable by the SFTP user whatever this process's umask (077 once Tether loads)
     assert poll_endpoint(endpoint, deliver=FakeLanding().deliver).taken == ["local.csv"]

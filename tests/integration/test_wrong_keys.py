@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from connectors.store_setup import init_store
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,7 @@ def built(request, small_la, tmp_path_factory):
     env = {"TETHER_CONFIG_DIR": str(root / "la" / "config"), "TETHER_DATA_DIR": str(root / "data"),
            "TETHER_DATABASE_URL": url, "TETHER_AS_OF": AS_OF.isoformat(),
            "DAGSTER_HOME": str(root / "dagster_home"), **write_new_keys(root / "keys")}
+    init_store(url, env["TETHER_DATA_DIR"])[0].dispose()          # as `tether init` does
     with pytest.MonkeyPatch.context() as patch:
         for k, v in env.items():
             patch.setenv(k, v)
