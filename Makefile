@@ -24,9 +24,10 @@ demo: install
 services:
 	bash infra/services.sh
 
-## The whole suite: unit tests, then integration tests against real local services.
+## The whole suite: unit tests, then integration tests against real local services. Two workers,
+## each taking whole modules (--dist loadscope), so a module's fixtures are built in one process.
 test: install services
-	source infra/services.env && $(BIN)/python -m pytest -n 2 -q tests
+	source infra/services.env && $(BIN)/python -m pytest -n 2 --dist loadscope -q tests
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests -m "not integration"

@@ -430,7 +430,7 @@ def build_record(ctx: TetherContext) -> dict:
             "with_open_camhs": int(record["camhs_open"].sum()) if len(record) else 0}
 
 
-RUN_WINDOW_DAYS = 120   # runs are counted back over recent marks; longer ones over the enrolment's history
+RUN_WINDOW_DAYS = 42    # six weeks: runs are counted back over recent marks; longer ones over the history
 
 
 def current_runs(ctx: TetherContext) -> pd.DataFrame:
