@@ -369,17 +369,10 @@ def _record_identifier_conflicts(ctx: TetherContext, conflicts: pd.DataFrame) ->
     """Identifiers shared by records that disagree on who the child is, as data-quality issues
     against the file and row each record came from (recorded once however often linkage runs)."""
     known = conflicts[conflicts["source_id"].notna() & conflicts["file_id"].notna()]
-    if known.empty:
-        return 0
-    manifest = ctx.store.read(t.landing_manifest, columns=["file_id", "file_name"])
-    names = dict(zip(manifest["file_id"], manifest["file_name"]))
-    now, added = dt.datetime.now(dt.timezone.utc), 0
-    for (source_id, file_id), rows in known.groupby(["source_id", "file_id"], sort=True):
-        issues = [{"row_number": None if pd.isna(r.row_number) else int(r.row_number),
-                   "field": IDENTIFIER_FIELD[r.identifier], "issue": r.reason} for r in rows.itertuples()]
-        added += ctx.landing.record_issues(source_id=source_id, file_id=file_id,
-                                           file_name=names.get(file_id, ""), issues=issues, at=now)
-    return added
+    return _record_file_issues(ctx, pd.DataFrame({
+        "source_id": known["source_id"].to_numpy(), "file_id": known["file_id"].to_numpy(),
+        "row_number": pd.Series([None if pd.isna(n) else int(n) for n in known["row_number"]], dtype=object),
+        "field": [IDENTIFIER_FIELD[i] for i in known["identifier"]], "issue": known["reason"].to_numpy()}))
 
 
 def _record_file_issues(ctx: TetherContext, issues: pd.DataFrame) -> int:
