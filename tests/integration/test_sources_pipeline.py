@@ -135,17 +135,23 @@ def mis_database():
     _drop(name)
 
 
-def test_odbc_mis_is_pulled_incrementally_into_the_pipeline(mis_database, tmp_path, monkeypatch):
+def _hosted_mis(mis_database, tmp_path, monkeypatch):
+    """A deployment with the hosted MIS as its one ODBC source, and an autocommit connection to
+    that MIS database (as the school's MIS writes to it)."""
     name, connection = mis_database
     monkeypatch.setenv("TETHER_MIS_ODBC", connection)
     config = tmp_path / "config"
     config.mkdir()
     (config / "sources.toml").write_text(HOSTED_MIS)
     ctx = _context(tmp_path, config, monkeypatch)
-    source = ctx.config.sources["hosted_mis"]
     admin = make_url(os.environ["TETHER_TEST_PG_ADMIN_URL"])
     mis = psycopg2.connect(host=admin.host, port=admin.port, user=admin.username, dbname=name)
     mis.autocommit = True
+    return ctx, ctx.config.sources["hosted_mis"], mis
+
+
+def test_odbc_mis_is_pulled_incrementally_into_the_pipeline(mis_database, tmp_path, monkeypatch):
+    ctx, source, mis = _hosted_mis(mis_database, tmp_path, monkeypatch)
     with mis.cursor() as cur:
         cur.execute("SELECT laestab, pupil_id, session_date, session, mark FROM mis_marks")
         mis_marks = cur.fetchall()
@@ -195,16 +201,7 @@ def test_odbc_mis_is_pulled_incrementally_into_the_pipeline(mis_database, tmp_pa
 
 
 def test_an_odbc_mark_committed_late_below_the_watermark_is_staged_once(mis_database, tmp_path, monkeypatch):
-    name, connection = mis_database
-    monkeypatch.setenv("TETHER_MIS_ODBC", connection)
-    config = tmp_path / "config"
-    config.mkdir()
-    (config / "sources.toml").write_text(HOSTED_MIS)
-    ctx = _context(tmp_path, config, monkeypatch)
-    source = ctx.config.sources["hosted_mis"]
-    admin = make_url(os.environ["TETHER_TEST_PG_ADMIN_URL"])
-    mis = psycopg2.connect(host=admin.host, port=admin.port, user=admin.username, dbname=name)
-    mis.autocommit = True
+    ctx, source, mis = _hosted_mis(mis_database, tmp_path, monkeypatch)
     with mis.cursor() as cur:
         cur.execute("SELECT count(*) FROM mis_marks")
         n_marks = cur.fetchone()[0]
