@@ -16,7 +16,7 @@ from sqlalchemy import and_, bindparam, delete
 
 from connectors import outbox
 from connectors.arrivals import figures as unlanded_figures
-from connectors.attendance import marks_between, session_sums
+from connectors.attendance import marks_between, refresh_weeks, school_weeks, session_sums, stage_marks
 from connectors.folder import survey_folder
 from connectors.landing import refused_whole
 from connectors.unlanded import in_flight_stale_seconds, record_unlanded
@@ -87,6 +87,10 @@ def _existing_keys(ctx: TetherContext, table, df: pd.DataFrame) -> set[tuple]:
 def _write_staged(ctx: TetherContext, table_name: str, df: pd.DataFrame, *, only_new: bool = False) -> int:
     if df.empty:
         return 0
+    if table_name == "staged_marks":
+        written = stage_marks(ctx.store, df, newer_column=NEWER_COLUMN[table_name])
+        _record_registers(ctx, df)
+        return written
     table = t.metadata.tables[table_name]
     if only_new:
         pk = [c.name for c in table.primary_key.columns]
@@ -106,6 +110,14 @@ def _record_registers(ctx: TetherContext, marks: pd.DataFrame) -> None:
     registers = (marks.groupby(["laestab", "session_date", "session"], sort=True)["recorded_at"].max()
                  .reset_index().rename(columns={"recorded_at": "last_recorded_at"}))
     ctx.store.upsert(t.school_registers, registers, newer_column="last_recorded_at")
+
+
+def _on_roll(ctx: TetherContext, laestab: str, file_id: str) -> set[str]:
+    """The pupil_refs on a school's stored roll, but for rows a file (being re-staged) put there."""
+    pupils = t.staged_pupils.c
+    roll = ctx.store.read(t.staged_pupils, where=and_(pupils.laestab == laestab, pupils.file_id != file_id),
+                          columns=["pupil_ref"])
+    return set(roll["pupil_ref"])
 
 
 def stage_file(ctx: TetherContext, source: Source, entry: dict) -> dict:
@@ -154,7 +166,8 @@ def _ingest_landed(ctx: TetherContext, source: Source, entry: dict, *,
         result = ingest_file(data, file_name=file_name, source_id=source.source_id, file_id=file_id,
                              layout=ctx.config.layout(layout_name), codes=ctx.config.codes, keys=ctx.keys,
                              received_at=entry["received_at"], schools=set(ctx.config.schools),
-                             quality=QualityRules.from_mapping(ctx.config.data_quality))
+                             quality=QualityRules.from_mapping(ctx.config.data_quality),
+                             on_roll=lambda laestab: _on_roll(ctx, laestab, file_id))
     staged_rows = set(result.staged["row_number"].astype(int)) if len(result.staged) else set()
     if statutory:
         for extra in result.extra.values():
@@ -188,8 +201,6 @@ def _write_result(ctx: TetherContext, result, *, statutory: bool) -> int:
     # A statutory return never overwrites the case-management extract's person (the extract wins).
     written = _write_staged(ctx, result.table, result.staged,
                             only_new=statutory and result.table == "staged_sc_persons")
-    if result.table == "staged_marks":
-        _record_registers(ctx, result.staged)
     for table_name, extra in result.extra.items():
         written += _write_staged(ctx, table_name, extra, only_new=table_name in ("staged_pupils", "staged_sc_persons"))
     return written
@@ -265,6 +276,8 @@ def _drop_stale_staged(ctx: TetherContext, result, file_id: str) -> int:
         with ctx.store.begin() as conn:
             conn.execute(stmt, [{"stale_file_id": file_id, **{f"stale_{c}": row[c] for c in pk}}
                                 for row in stale.to_dict("records")])
+            if table.name == "staged_marks":
+                refresh_weeks(ctx.store, school_weeks(stale))
         removed += len(stale)
     return removed
 

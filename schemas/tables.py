@@ -115,6 +115,23 @@ staged_marks = Table(
            comment="when the school recorded the mark (Updated At, else the extract time)"),
     *_provenance(),
     Index("ix_marks_date", "session_date"),
+    Index("ix_marks_school_date", "laestab", "session_date"),
+)
+
+attendance_weeks = Table(
+    "attendance_weeks", metadata,
+    Column("laestab", String(7), primary_key=True),
+    Column("pupil_ref", _TOKEN, primary_key=True),
+    Column("week_start", Date, primary_key=True, comment="the Monday of the week"),
+    Column("possible_sessions", Integer, nullable=False),
+    Column("present_sessions", Integer, nullable=False),
+    Column("aea_sessions", Integer, nullable=False),
+    Column("authorised_sessions", Integer, nullable=False),
+    Column("unauthorised_sessions", Integer, nullable=False),
+    Column("suspension_sessions", Integer, nullable=False),
+    Column("part_time_sessions", Integer, nullable=False),
+    comment="Each enrolment's sessions by category per week, kept up to date as marks are staged: "
+            "measures add up weeks instead of a year of marks",
 )
 
 school_registers = Table(

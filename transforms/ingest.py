@@ -14,8 +14,8 @@ Decisions:
   the latest is staged and the earlier ones are *superseded* — counted, not quarantined (the
   school corrected the mark). For every file rows read = staged + superseded + quarantined.
 - An attendance file also yields the school's roll (`extra["staged_pupils"]`) when its layout
-  carries identity (UPN, names or date of birth): one row per pupil, from the row for the latest
-  session, SEN provision and FSM eligibility unknown (null). A pupil the roll cannot take is
+  carries identity (UPN, names or date of birth): one row per pupil not yet on the stored roll,
+  from the row for the latest session, SEN provision and FSM eligibility unknown (null). A pupil the roll cannot take is
   recorded as a data-quality issue, never a quarantined row: the marks themselves were read.
 - `recorded_at` of a mark is the row's `updated_at` when the layout has it, else the extract time
   from the file name (Europe/London; a nightly file without a time counts as 18:00 that day),
@@ -35,7 +35,7 @@ Decisions:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -96,15 +96,18 @@ class IngestResult:
 
 def ingest_file(data: bytes, *, file_name: str, source_id: str, file_id: str, layout: Layout,
                 codes: CodeTable, keys: KeyRing, received_at: dt.datetime,
-                schools: Collection[str] | None = None, quality: QualityRules | None = None) -> IngestResult:
+                schools: Collection[str] | None = None, quality: QualityRules | None = None,
+                on_roll: Callable[[str], Collection[str]] | None = None) -> IngestResult:
     """Read, pseudonymise and validate one file; see the module docstring for the rules.
 
     `schools`: the LAESTABs of schools.toml (None or empty: not checked); `quality`: the
-    data-quality rules (None: the built-in data_quality.toml).
+    data-quality rules (None: the built-in data_quality.toml); `on_roll`: the pupil_refs already
+    on a school's stored roll, by LAESTAB (an attendance file's roll then holds only new pupils).
     """
     try:
         return _ingest(data, file_name=file_name, source_id=source_id, file_id=file_id, layout=layout,
-                       codes=codes, keys=keys, received_at=received_at, schools=schools, quality=quality)
+                       codes=codes, keys=keys, received_at=received_at, schools=schools, quality=quality,
+                       on_roll=on_roll)
     except Exception as exc:    # the original may quote a cell: keep only its type
         raise IngestError(f"{source_id} file {file_name}: internal error while ingesting "
                           f"({type(exc).__name__})") from None
@@ -246,8 +249,11 @@ def _leaving_before_admission(frame: pd.DataFrame) -> list[DataQualityIssue]:
 
 
 def _roll_from_attendance(read: ReadResult, layout: Layout, ctx: dict, keys: KeyRing, source_id: str,
-                          file_id: str) -> tuple[pd.DataFrame | None, list[DataQualityIssue]]:
-    """One staged_pupils row per pupil of an attendance file (SEN and FSM unknown)."""
+                          file_id: str, on_roll: Collection[str]) -> tuple[pd.DataFrame | None, list[DataQualityIssue]]:
+    """One staged_pupils row per pupil of an attendance file (SEN and FSM unknown), for pupils not
+    already on the school's stored roll (`on_roll`: their pupil_refs). The roll only ever gains new
+    pupils from attendance files, so a known pupil's identity is not tokenised, encrypted and
+    checked again on every day's file."""
     if not any(f in layout.columns for f in _ROLL_IDENTITY):
         return None, []
     usable = np.array([not set(failed) & set(_ROLL_FIELDS) for failed in read.partial["_failed"]], dtype=bool)
@@ -274,6 +280,12 @@ def _roll_from_attendance(read: ReadResult, layout: Layout, ctx: dict, keys: Key
                                        "identity differs between rows for the same pupil; "
                                        "the row for the latest session was used for the roll"))
     roll = rows.iloc[last].reset_index(drop=True)
+    if on_roll:
+        refs = per_value(lambda v: pupil_ref(keys.token_key, ctx["laestab"], v), roll["school_pupil_id"],
+                         ctx.setdefault("pupil_refs", {}))
+        roll = roll[[ref not in on_roll for ref in refs]].reset_index(drop=True)
+        if roll.empty:
+            return None, issues
     roll_input = roll[[c for c in roll.columns if c in set(_ROLL_FIELDS) | {"row_number"}]]
     staged, id_issues = _stage_frame("pupils", roll_input, ctx, keys, source_id, file_id)
     staged["sen_provision"] = None
@@ -287,7 +299,7 @@ def _roll_from_attendance(read: ReadResult, layout: Layout, ctx: dict, keys: Key
 
 def _ingest(data: bytes, *, file_name: str, source_id: str, file_id: str, layout: Layout, codes: CodeTable,
             keys: KeyRing, received_at: dt.datetime, schools: Collection[str] | None,
-            quality: QualityRules | None) -> IngestResult:
+            quality: QualityRules | None, on_roll: Callable[[str], Collection[str]] | None) -> IngestResult:
     table = FEED_TABLES[layout.feed]
     read = read_layout(data, layout, codes)
     if read.file_error:
@@ -315,7 +327,8 @@ def _ingest(data: bytes, *, file_name: str, source_id: str, file_id: str, layout
     extra: dict[str, pd.DataFrame] = {}
     roll_rows: set[int] = set()
     if layout.feed == "attendance":
-        roll, roll_issues = _roll_from_attendance(read, layout, ctx, keys, source_id, file_id)
+        known = on_roll(ctx["laestab"]) if on_roll is not None else ()
+        roll, roll_issues = _roll_from_attendance(read, layout, ctx, keys, source_id, file_id, known)
         if roll is not None:
             extra["staged_pupils"] = roll
             roll_rows = {i.row_number for i in roll_issues}

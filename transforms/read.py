@@ -24,9 +24,10 @@ import codecs
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from schemas.codes import CodeTable
@@ -34,6 +35,7 @@ from schemas.config import Layout
 from schemas.feeds import FEEDS, IDENTITY
 from schemas.staged import EPISODE_TYPES, REFERRAL_STATUSES
 from transforms import normalise as nz
+from transforms import read_columns as rc
 from transforms.identifiers import compact_identifier
 
 _BOM = codecs.BOM_UTF8
@@ -207,8 +209,11 @@ def _wide_encoding(data: bytes) -> str | None:
     return "UTF-16" if first_line.count(b"\x00") > len(first_line) // 4 else None
 
 
-def read_layout(data: bytes, layout: Layout, codes: CodeTable | None = None) -> ReadResult:
-    """Split, decode and parse a file through its layout; see the module docstring for the rules."""
+def read_layout(data: bytes, layout: Layout, codes: CodeTable | None = None, *, by_columns: bool = True) -> ReadResult:
+    """Split, decode and parse a file through its layout; see the module docstring for the rules.
+
+    A plain file is read column by column (`by_columns`, transforms/read_columns.py), with the
+    same result as row by row."""
     if not data.strip(b" \t\r\n\x00"):
         return _empty_result(layout, "empty file", b"")
     encoding = layout.encoding
@@ -224,6 +229,9 @@ def read_layout(data: bytes, layout: Layout, codes: CodeTable | None = None) -> 
         except UnicodeDecodeError:
             return _empty_result(layout, f"file is not valid {layout.encoding}", b"")
     enc_label = layout.encoding
+    plain = _read_plain(data, layout, codes, encoding) if by_columns else None
+    if plain is not None:
+        return plain
 
     lines = _physical_lines(data.decode("latin-1"))
     header_rec = next((r for r in _records(lines, 0, layout.delimiter, None) if r[2] is None or not _is_blank(r[2])),
@@ -246,28 +254,9 @@ def read_layout(data: bytes, layout: Layout, codes: CodeTable | None = None) -> 
     if header and header[0].startswith("\ufeff"):
         header[0] = header[0][1:]
 
-    index: dict[str, int] = {}
-    missing: list[tuple[str, str]] = []
-    for fname, column in layout.columns.items():
-        i = _match_header(header, column)
-        if i is None:
-            if fname not in layout.optional:
-                missing.append((fname, column))
-            continue
-        if i in drop_idx:
-            continue
-        index[fname] = i
-    if missing:
-        names = ", ".join(f"{col!r} (field {f})" for f, col in missing)
-        reason = f"missing required column{'s' if len(missing) > 1 else ''} {names}"
-        if width == 1 and layout.delimiter not in header[0] and len(layout.columns) > 1:
-            reason += f"; the header has one column: is the delimiter {layout.delimiter!r} right?"
-        return _finish_file_error(layout, lines, h_end, width, reason, header_raw, payloads,
-                                  field=missing[0][0])
-    dup_cols = [f for f, i in index.items() if list(index.values()).count(i) > 1]
-    if dup_cols:
-        reason = f"fields {', '.join(sorted(dup_cols))} are mapped to the same column"
-        return _finish_file_error(layout, lines, h_end, width, reason, header_raw, payloads)
+    index, reason, missing_field = _column_index(header, layout, drop_idx)
+    if reason:
+        return _finish_file_error(layout, lines, h_end, width, reason, header_raw, payloads, field=missing_field)
 
     reader = _RowReader(layout, codes, index, encoding, enc_label)
     quarantined: list[QuarantinedRow] = []
@@ -333,6 +322,158 @@ def read_layout(data: bytes, layout: Layout, codes: CodeTable | None = None) -> 
     partial_frame = pd.DataFrame(partial, columns=columns + ["_failed"], dtype=object)
     return ReadResult(layout.feed, frame, partial_frame, quarantined, reader.issues, row_number, None,
                       stored_payloads)
+
+
+def _column_index(header: list[str], layout: Layout, drop_idx: set[int]) -> tuple[dict[str, int], str | None, str | None]:
+    """(canonical field -> column position, the reason the header cannot be read, its field)."""
+    index: dict[str, int] = {}
+    missing: list[tuple[str, str]] = []
+    for fname, column in layout.columns.items():
+        i = _match_header(header, column)
+        if i is None:
+            if fname not in layout.optional:
+                missing.append((fname, column))
+            continue
+        if i in drop_idx:
+            continue
+        index[fname] = i
+    if missing:
+        names = ", ".join(f"{col!r} (field {f})" for f, col in missing)
+        reason = f"missing required column{'s' if len(missing) > 1 else ''} {names}"
+        if len(header) == 1 and layout.delimiter not in header[0] and len(layout.columns) > 1:
+            reason += f"; the header has one column: is the delimiter {layout.delimiter!r} right?"
+        return index, reason, missing[0][0]
+    dup_cols = [f for f, i in index.items() if list(index.values()).count(i) > 1]
+    if dup_cols:
+        return index, f"fields {', '.join(sorted(dup_cols))} are mapped to the same column", None
+    return index, None, None
+
+
+def _read_plain(data: bytes, layout: Layout, codes: CodeTable | None, encoding: str) -> ReadResult | None:
+    """The file read column by column (transforms/read_columns.py), or None when it is not plain:
+    its first line is not a readable header of two or more columns, or a row needs the care of
+    the row-by-row reader."""
+    if _canonical_encoding(encoding) not in _ASCII_SUPERSETS or not rc.plain_body(data):
+        return None
+    if data.isascii():
+        utf8 = data
+    else:
+        try:
+            utf8 = data.decode(encoding).encode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    head, _, body = data.partition(b"\n")
+    latin_header = _strip_terminator(head).decode("latin-1").split(layout.delimiter)
+    width = len(latin_header)
+    if width < 2:
+        return None
+    header = [h.encode("latin-1").decode(encoding) for h in latin_header]
+    if header[0].startswith("\ufeff"):
+        header[0] = header[0][1:]
+    drop_idx = {i for i, h in enumerate(latin_header) if h.strip() in {d.strip() for d in layout.drop}}
+    index, problem, _ = _column_index(header, layout, drop_idx)
+    if problem:
+        return None
+    table = rc.split_columns(utf8.partition(b"\n")[2], width, layout.delimiter)
+    if table is None:
+        return None
+    return _typed_columns(table, layout, _RowReader(layout, codes, index, encoding, layout.encoding),
+                          rc.LinePayloads(body, layout.delimiter, drop_idx, table.num_rows))
+
+
+def _typed_columns(table, layout: Layout, reader: "_RowReader", payloads: Mapping[int, bytes]) -> ReadResult:
+    """A plain file's ReadResult, each column typed once per distinct text, row for row as
+    `read_layout`'s loop would give it."""
+    n = table.num_rows
+    rows = np.arange(1, n + 1)
+    values: dict[str, np.ndarray] = {}
+    typed_ok: dict[str, tuple[np.ndarray, np.ndarray]] = {}    # field -> (codes, distinct text typed)
+    failed: list[tuple[str, np.ndarray, np.ndarray]] = []     # field, rows failing, reason per row
+    lenient: list[tuple[str, np.ndarray, np.ndarray]] = []
+    for entry in reader._plan:
+        fname, _, required, i = entry[:4]
+        if i is None:
+            status, value, problem = np.ones(n, dtype=np.int8), np.full(n, None, dtype=object), None
+        else:
+            codes, texts = rc.distinct(table.column(i))
+            s, v, p = rc.typed_distinct(reader, texts, entry)
+            distinct_status = np.asarray(s, dtype=np.int8)
+            typed_ok[fname] = (codes, distinct_status == 0, rc.objects(v))
+            status, value = distinct_status[codes], rc.objects(v)[codes]
+            problem = rc.objects([None if w is None else f"{fname} is {w}" for w in p])[codes] \
+                if (distinct_status == 2).any() else None
+        empty = status == 1
+        if fname == "restricted" and i is not None:
+            value[empty] = False
+        elif required and empty.any():
+            failed.append((fname, empty, np.full(n, f"required field {fname} is empty", dtype=object)))
+        if problem is not None:
+            (lenient if fname in _LENIENT else failed).append((fname, status == 2, problem))
+        values[fname] = value
+    if layout.feed == "attendance":
+        failed.append(_resolve_marks(reader, values, typed_ok, n))
+    duplicate_of = rc.first_duplicates(table)
+    failures = np.zeros(n, dtype=np.int64)
+    for _, mask, _ in failed:
+        failures += mask
+    good = (failures == 0) & (duplicate_of == 0)
+    quarantined = [QuarantinedRow(int(r), None, f"duplicate of row {d}", payloads[int(r)])
+                   for r, d in zip(rows[duplicate_of > 0], duplicate_of[duplicate_of > 0])]
+    partial: list[dict] = []
+    for k in np.flatnonzero((failures > 0) & (duplicate_of == 0)):
+        problems = [(fname, reasons[k]) for fname, mask, reasons in failed if mask[k]]
+        fld, reason = problems[0]
+        extra = f" (and {len(problems) - 1} other field problem{'s' if len(problems) > 2 else ''})" \
+            if len(problems) > 1 else ""
+        quarantined.append(QuarantinedRow(int(k) + 1, fld, reason + extra, payloads[int(k) + 1]))
+        partial.append({**{f: v[k] for f, v in values.items()}, "row_number": int(k) + 1,
+                        "_failed": {f for f, _ in problems}})
+    quarantined.sort(key=lambda q: q.row_number)
+    issues = sorted((DataQualityIssue(int(k) + 1, fname, f"{words[k]}; left empty")
+                     for fname, mask, words in lenient for k in np.flatnonzero(mask & good)),
+                    key=lambda issue: issue.row_number)
+    columns = list(FEEDS[layout.feed]) + (["category"] if layout.feed == "attendance" else []) + ["row_number"]
+    frame = pd.DataFrame({c: (rows if c == "row_number" else values[c])[good] for c in columns},
+                         columns=columns, dtype=object)
+    partial_frame = pd.DataFrame(partial, columns=columns + ["_failed"], dtype=object)
+    return ReadResult(layout.feed, frame, partial_frame, quarantined, issues, n, None, payloads)
+
+
+def _resolve_marks(reader: "_RowReader", values: dict[str, np.ndarray], typed_ok: dict, n: int
+                   ) -> tuple[str, np.ndarray, np.ndarray]:
+    """Each mark's code in force on its session date, resolved once per distinct (mark, date)
+    (sets `mark` and `category` in `values`); returns the rows whose mark is not a code in force
+    then, and why."""
+    category = np.full(n, None, dtype=object)
+    bad = np.zeros(n, dtype=bool)
+    reasons = np.full(n, None, dtype=object)
+    values["category"] = category
+    if "mark" not in typed_ok or "session_date" not in typed_ok:
+        return "mark", bad, reasons
+    (mark_codes, mark_ok, marks), (date_codes, date_ok, dates) = typed_ok["mark"], typed_ok["session_date"]
+    has_mark, dated = mark_ok[mark_codes], date_ok[date_codes]
+    values["mark"][has_mark & ~dated] = None
+    both = np.flatnonzero(has_mark & dated)
+    if not len(both):
+        return "mark", bad, reasons
+    pair_codes, pairs = np.unique(mark_codes[both] * len(dates) + date_codes[both], return_inverse=True)
+    resolved = []
+    for pair in pair_codes.tolist():
+        key = (marks[pair // len(dates)], dates[pair % len(dates)])
+        seen = reader._marks_seen.get(key)
+        if seen is None:
+            try:
+                seen = (True, reader._resolve_mark(*key))
+            except nz.FieldProblem as exc:
+                seen = (False, str(exc))
+            reader._marks_seen[key] = seen
+        resolved.append(seen)
+    ok = np.array([r[0] for r in resolved], dtype=bool)[pairs]
+    values["mark"][both[ok]] = rc.objects([r[1].code if r[0] else None for r in resolved])[pairs][ok]
+    category[both[ok]] = rc.objects([r[1].category if r[0] else None for r in resolved])[pairs][ok]
+    bad[both[~ok]] = True
+    reasons[both[~ok]] = rc.objects([None if r[0] else r[1] for r in resolved])[pairs][~ok]
+    return "mark", bad, reasons
 
 
 def _finish_file_error(layout: Layout, lines: list[str], start: int, width: int | None, reason: str,

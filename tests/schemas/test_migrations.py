@@ -89,3 +89,35 @@ def test_two_processes_migrating_one_sqlite_file_at_once_both_succeed(sqlite_url
         assert _state(store) == (HEAD, [])
     finally:
         store.dispose()
+
+
+def test_marks_staged_before_the_weekly_sums_existed_are_summed_by_the_migration(empty_url):
+    import datetime as dt
+
+    import pandas as pd
+    from alembic import command
+
+    from connectors.attendance import refresh_weeks, school_weeks
+    from schemas import tables as t
+
+    store = Store(empty_url)
+    try:
+        config = alembic_config()
+        with store.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0006")
+        days = [dt.date(2026, 9, 7) + dt.timedelta(days=n) for n in range(12)]
+        marks = pd.DataFrame([{"laestab": "8864001", "pupil_ref": f"{p:064x}", "session_date": d, "session": s,
+                               "mark": m, "category": c, "minutes_late": None,
+                               "recorded_at": pd.Timestamp("2026-10-10T16:00Z"), "source_id": "s",
+                               "file_id": "f" * 64, "row_number": 1}
+                              for p in range(3) for d in days for s, (m, c) in
+                              zip(("AM", "PM"), (("/", "present"), ("N" if p else "E", "unauthorised")))])
+        store.insert(t.staged_marks, marks)
+        store.migrate()
+        migrated = store.read(t.attendance_weeks)
+        refresh_weeks(store, school_weeks(marks))
+        pd.testing.assert_frame_equal(migrated, store.read(t.attendance_weeks))
+        assert len(migrated) == 3 * 2 and set(migrated["week_start"]) == {dt.date(2026, 9, 7), dt.date(2026, 9, 14)}
+    finally:
+        store.dispose()
