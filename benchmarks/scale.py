@@ -414,13 +414,15 @@ def report(result: Result, database_kind: str) -> list[str]:
                      f"{f.cpu:>9.2f}{_mib(f.peak_rss):>10}{times}" + (f"  {f.note}" if f.note else ""))
     lines.append("")
     for phase, figures in phases.items():
-        total = sum(f.wall for f in figures)
+        total, cpu = sum(f.wall for f in figures), sum(f.cpu for f in figures)
         core = sum(f.wall for f in figures if f.stage.split()[0] in ("land", "stage", "measures", "flags"))
-        vs = f" = {total / ref:.1f} x reference" if ref else ""
+        vs = (f" = {total / ref:.1f} x reference; CPU {cpu:.2f} s = {cpu / result.reference_cpu:.1f} x the "
+              f"reference's" if ref else f"; CPU {cpu:.2f} s")
         lines.append(f"{phase}: {total:.2f} s in all{vs}; land + stage + measures + flags {core:.2f} s")
     staging = next((f for f in result.figures if f.phase == "full recompute" and f.stage.startswith("stage")), None)
     if ref and staging:
-        lines.append(f"staging runs at 1/{(la.rows / ref) / staging.rate:.0f} of the reference's rows per second")
+        lines.append(f"staging runs at 1/{(la.rows / ref) / staging.rate:.0f} of the reference's rows per second "
+                     f"(1/{(la.rows / result.reference_cpu) / (staging.rows / staging.cpu):.0f} per CPU second)")
     for name, n in result.disagreeing.items():
         lines.append(f"agreement after {name}: {n} of {result.enrolments[name]:,} pupils disagree with the reference")
     return lines
