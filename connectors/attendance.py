@@ -8,10 +8,10 @@ consecutive days need the marks themselves, but only recent ones (`marks_between
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 import pandas as pd
-from sqlalchemy import Date, and_, bindparam, case, delete, false, func, insert, or_, select, union_all
+from sqlalchemy import Date, and_, bindparam, case, delete, false, func, insert, or_, select, tuple_, union, union_all
 
 from connectors.store import Store
 from schemas.tables import attendance_weeks, staged_marks
@@ -108,12 +108,20 @@ def session_sums(store: Store, start: dt.date, end: dt.date) -> pd.DataFrame:
 
 
 def marks_between(store: Store, start: dt.date | None, end: dt.date,
-                  enrolments: Iterable[tuple[str, str]] | None = None) -> pd.DataFrame:
+                  enrolments: Iterable[tuple[str, str]] | None = None, *,
+                  having: Collection[str] | None = None) -> pd.DataFrame:
     """Staged marks dated within [start, end] (no start: from the first), optionally only for the
-    given (laestab, pupil_ref) enrolments."""
+    given (laestab, pupil_ref) enrolments, or (`having`) only for enrolments with at least one of
+    these marks within the dates, or with no possible session within them."""
     m = staged_marks.c
     columns = ["laestab", "pupil_ref", "session_date", "session", "mark", "category", "recorded_at"]
     dates = m.session_date <= end if start is None else m.session_date.between(start, end)
+    if having is not None:
+        holders = union(select(m.laestab, m.pupil_ref).where(dates, m.mark.in_(sorted(having))),
+                        select(m.laestab, m.pupil_ref).where(dates).group_by(m.laestab, m.pupil_ref)
+                        .having(func.sum(case((m.category != "not_possible", 1), else_=0)) == 0))
+        return store.read(staged_marks, where=and_(dates, tuple_(m.laestab, m.pupil_ref).in_(holders)),
+                          columns=columns)
     if enrolments is None:
         return store.read(staged_marks, where=dates, columns=columns)
     wanted = sorted(set(enrolments))

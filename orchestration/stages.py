@@ -26,7 +26,7 @@ from schemas.config import Source
 from sharing.crypto import decrypt_json
 from sharing.policy import display_name, filter_payload
 from transforms.cohorts import cohorts as derive_cohorts
-from transforms.consecutive import consecutive_runs
+from transforms.consecutive import consecutive_runs, run_marks
 from transforms.flags import address_flags, evaluate_flags
 from transforms.ingest import QuarantinedRow, ingest_file
 from transforms.quality import QualityRules
@@ -441,12 +441,16 @@ RUN_WINDOW_DAYS = 42    # six weeks: runs are counted back over recent marks; lo
 
 def current_runs(ctx: TetherContext) -> pd.DataFrame:
     """Each enrolment's current run of consecutive unauthorised school days, from the last
-    RUN_WINDOW_DAYS of marks; an enrolment whose run may go on before them is re-counted over its
-    whole history (few ever are), so the answer is exact without reading a year of marks."""
+    RUN_WINDOW_DAYS of marks of the enrolments that may have one (a run mark among them, or no
+    possible session); an enrolment whose run may go on before them is re-counted over its whole
+    history (few ever are), so the answer is exact without reading a year of marks."""
     signals, today = ctx.config.signals, ctx.as_of.astimezone(LONDON).date()
     options = {"unauthorised_marks": tuple(signals.get("consecutive_unauthorised_marks", ("G", "N", "O"))),
                "count_u": bool(signals.get("count_u_as_unauthorised_run", False))}
-    recent = marks_between(ctx.store, today - dt.timedelta(days=RUN_WINDOW_DAYS), today)
+    recent = marks_between(ctx.store, today - dt.timedelta(days=RUN_WINDOW_DAYS), today,
+                           having=run_marks(**options))
+    # Any other enrolment's latest school day with a possible session breaks the run: it has none
+    # (unless its school marks possible sessions on days the calendar says are not school days).
     runs = consecutive_runs(recent, ctx.config.calendar, as_of=ctx.as_of, **options)
     unbroken = runs[runs["unbroken"].astype(bool)]
     if len(unbroken):

@@ -46,6 +46,11 @@ def _verdict(day_marks: list[tuple[str, str, str]], run_marks: set[str]) -> str:
     return _COUNTS if possible else _SKIP
 
 
+def run_marks(unauthorised_marks=("G", "N", "O"), count_u: bool = False) -> set[str]:
+    """The marks that carry a run: `U` only when the LA counts it."""
+    return (set(unauthorised_marks) - {"U"}) | ({"U"} if count_u else set())
+
+
 def consecutive_unauthorised_days(marks: pd.DataFrame, calendar: SchoolCalendar, *,
                                   as_of: dt.datetime,
                                   unauthorised_marks=("G", "N", "O"),
@@ -61,7 +66,7 @@ def consecutive_runs(marks: pd.DataFrame, calendar: SchoolCalendar, *, as_of: dt
     """`consecutive_unauthorised_days` with one more column, `unbroken`: True when counting back
     reached the enrolment's earliest mark without a break. Given only recent marks, those are the
     enrolments whose run may go on before them (the caller re-counts them with their history)."""
-    run_marks = (set(unauthorised_marks) - {"U"}) | ({"U"} if count_u else set())
+    carrying = run_marks(unauthorised_marks, count_u)
     if marks.empty:
         return pd.DataFrame(columns=RUN_COLUMNS + ["unbroken"])
     last_day = as_of_date(as_of)
@@ -91,7 +96,7 @@ def consecutive_runs(marks: pd.DataFrame, calendar: SchoolCalendar, *, as_of: dt
             day = latest
             while day >= earliest:
                 if is_school_day(laestab, day):
-                    verdict = _BREAK if day not in days else _verdict(days[day], run_marks)
+                    verdict = _BREAK if day not in days else _verdict(days[day], carrying)
                     if verdict == _INCOMPLETE and day != latest:
                         verdict = _BREAK
                     if verdict == _BREAK:
