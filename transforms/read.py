@@ -6,6 +6,8 @@ of the file is read. A whole file is refused only when its header cannot be deco
 column the layout requires; every data row is then still counted and quarantined, so a file always
 reconciles: rows read = rows staged + rows quarantined.
 
+A plain file (transforms/read_columns.py) is read column by column, with the same result.
+
 Decisions a data team should know:
 - A row number is the 1-based position of a data row among the non-blank rows (the header is 0).
   Blank lines are not rows.
