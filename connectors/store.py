@@ -367,7 +367,7 @@ class Store:
         if ignore_conflicts:
             pk = [c.name for c in table.primary_key.columns]
             return self._merge(table, df.drop_duplicates(subset=pk, keep="first"), update=False)
-        columns, rows = _prepare(table, df)
+        columns, rows = _prepare(table, df, sqlite_text=self.dialect == "sqlite")
         if not rows:
             return 0
         with self.begin() as conn:
@@ -378,7 +378,7 @@ class Store:
 
         Returns the number of rows inserted.
         """
-        columns, rows = _prepare(table, df)
+        columns, rows = _prepare(table, df, sqlite_text=self.dialect == "sqlite")
         with self.begin() as conn:
             self.serialise(f"replace:{table.name}")   # two runs' delete-then-insert never interleave
             stmt = delete(table) if where is None else delete(table).where(where)
@@ -427,7 +427,7 @@ class Store:
 
     def _merge(self, table: Table, df: pd.DataFrame, *, update: bool,
                newer_column: str | None = None) -> int:
-        columns, rows = _prepare(table, df)
+        columns, rows = _prepare(table, df, sqlite_text=self.dialect == "sqlite")
         if not rows:
             return 0
         pk = [c.name for c in table.primary_key.columns]
@@ -439,7 +439,7 @@ class Store:
                 return conn.execute(_on_conflict(stmt, table, pk, updates, newer_column)).rowcount
             if self.dialect == "sqlite":
                 return _sqlite_executemany(conn, _on_conflict(sqlite.insert(table), table, pk, updates, newer_column),
-                                           table, columns, rows)
+                                           columns, rows)
             stmt = _on_conflict(postgresql.insert(table), table, pk, updates, newer_column)
             written = 0
             for chunk in _chunks(columns, rows):   # multi-row VALUES batches; count what came back
@@ -451,7 +451,7 @@ class Store:
             _copy(conn, table.name, columns, rows)
             return len(rows)
         if self.dialect == "sqlite":
-            return _sqlite_executemany(conn, insert(table), table, columns, rows)
+            return _sqlite_executemany(conn, insert(table), columns, rows)
         for chunk in _chunks(columns, rows):
             conn.execute(insert(table), chunk)
         return len(rows)
@@ -515,6 +515,7 @@ def _sqlite_on_connect(dbapi_conn, _record) -> None:
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = FULL")
     cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA cache_size = -131072")    # 128 MiB of pages: bulk loads touch the whole key index
     cursor.close()
 
 
@@ -562,27 +563,17 @@ def _on_conflict(stmt, table: Table, pk: list[str], updates: list[str], newer_co
                                       where=condition)
 
 
-def _sqlite_executemany(conn: Connection, stmt, table: Table, columns: list[str], rows: list[tuple]) -> int:
+def _sqlite_executemany(conn: Connection, stmt, columns: list[str], rows: list[tuple]) -> int:
     """SQLite's bulk path: the statement compiled once, every row bound by the sqlite3 module
-    itself (`executemany`), values already in the text SQLAlchemy would store (UTC datetimes,
-    ISO dates), so no per-value bind processing runs. Returns the rows inserted or changed."""
+    itself (`executemany`) from values already in the text SQLAlchemy would store
+    (`_prepare(..., sqlite_text=True)`), so no per-value bind processing runs. Returns the rows
+    inserted or changed."""
     compiled = stmt.values({c: bindparam(c) for c in columns}).compile(dialect=conn.dialect)
     position = {c: i for i, c in enumerate(columns)}
     order = [position[name] for name in compiled.positiontup]
-    converters = [next((f for kind, f in _SQLITE_TEXT if isinstance(table.c[columns[i]].type, kind)), None)
-                  for i in order]
-    params = [tuple(v if v is None or f is None else f(v) for v, f in zip((row[i] for i in order), converters))
-              for row in rows]
-    return conn.exec_driver_sql(str(compiled), params).rowcount
-
-
-def _sqlite_datetime(value: datetime) -> str:
-    if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
-    return value.isoformat(" ", "microseconds")
-
-
-_SQLITE_TEXT = ((DateTime, _sqlite_datetime), (Date, date.isoformat))
+    if order != list(range(len(columns))):
+        rows = [tuple(row[i] for i in order) for row in rows]
+    return conn.exec_driver_sql(str(compiled), rows).rowcount
 
 
 def _chunks(columns: list[str], rows: list[tuple]) -> Iterator[list[dict]]:
@@ -592,13 +583,14 @@ def _chunks(columns: list[str], rows: list[tuple]) -> Iterator[list[dict]]:
 
 # -- values in ----------------------------------------------------------------------------------
 
-def _prepare(table: Table, df: pd.DataFrame) -> tuple[list[str], list[tuple]]:
-    """Column names and rows of plain Python values ready to bind (None for every kind of null)."""
+def _prepare(table: Table, df: pd.DataFrame, *, sqlite_text: bool = False) -> tuple[list[str], list[tuple]]:
+    """Column names and rows of plain Python values ready to bind (None for every kind of null);
+    with `sqlite_text`, dates and datetimes as the text SQLAlchemy stores in SQLite."""
     unknown = [c for c in df.columns if c not in table.c]
     if unknown:
         raise ValueError(f"{table.name}: columns not in the table: {sorted(map(str, unknown))}")
     columns = list(df.columns)
-    values = [_bindable(table.c[c], df[c]) for c in columns]
+    values = [_bindable(table.c[c], df[c], sqlite_text=sqlite_text) for c in columns]
     for col in table.c:  # python-side scalar defaults (COPY would not apply them)
         if col.name not in df.columns and col.default is not None and col.default.is_scalar:
             columns.append(col.name)
@@ -606,16 +598,23 @@ def _prepare(table: Table, df: pd.DataFrame) -> tuple[list[str], list[tuple]]:
     return columns, list(zip(*values)) if len(df) else []
 
 
-def _bindable(column: Column, series: pd.Series) -> list:
+def _bindable(column: Column, series: pd.Series, *, sqlite_text: bool = False) -> list:
     kind = column.type
     null = series.isna().to_numpy()
     if isinstance(kind, DateTime):
         if not len(series):
             return []
-        stamps = pd.to_datetime(series, utc=True, format="mixed").array.to_pydatetime()
-        return [None if n else ts for ts, n in zip(stamps, null)]
+        stamps = pd.to_datetime(series, utc=True, format="mixed")
+        if sqlite_text:
+            texts = stamps.dt.tz_convert(None).dt.strftime("%Y-%m-%d %H:%M:%S.%f").tolist()
+            return [None if n else text for text, n in zip(texts, null)]
+        return [None if n else ts for ts, n in zip(stamps.array.to_pydatetime(), null)]
     if isinstance(kind, Date):
-        return [None if n else v if type(v) is date else _as_date(v, column) for v, n in zip(series.tolist(), null)]
+        days = [None if n else v if type(v) is date else _as_date(v, column) for v, n in zip(series.tolist(), null)]
+        if sqlite_text:
+            cache: dict[date, str] = {}
+            return [None if d is None else cache.get(d) or cache.setdefault(d, d.isoformat()) for d in days]
+        return days
     raw = series.tolist()
     if isinstance(kind, Boolean):
         return [None if n else _as_bool(v, column) for v, n in zip(raw, null)]

@@ -112,12 +112,13 @@ def _record_registers(ctx: TetherContext, marks: pd.DataFrame) -> None:
     ctx.store.upsert(t.school_registers, registers, newer_column="last_recorded_at")
 
 
-def _on_roll(ctx: TetherContext, laestab: str, file_id: str) -> set[str]:
-    """The pupil_refs on a school's stored roll, but for rows a file (being re-staged) put there."""
+def _on_roll(ctx: TetherContext, laestab: str, file_id: str, rolled: dict[str, set[str]] | None) -> set[str]:
+    """The pupil_refs on a school's stored roll, but for rows a file (being re-staged) put there,
+    and those `rolled` there by files not yet written."""
     pupils = t.staged_pupils.c
     roll = ctx.store.read(t.staged_pupils, where=and_(pupils.laestab == laestab, pupils.file_id != file_id),
                           columns=["pupil_ref"])
-    return set(roll["pupil_ref"])
+    return set(roll["pupil_ref"]) | (rolled or {}).get(laestab, set())
 
 
 def stage_file(ctx: TetherContext, source: Source, entry: dict) -> dict:
@@ -126,14 +127,15 @@ def stage_file(ctx: TetherContext, source: Source, entry: dict) -> dict:
     return _ingest_landed(ctx, source, entry)()
 
 
-def _ingest_landed(ctx: TetherContext, source: Source, entry: dict, *,
-                   restage: bool = False) -> Callable[[], dict]:
+def _ingest_landed(ctx: TetherContext, source: Source, entry: dict, *, restage: bool = False,
+                   rolled: dict[str, set[str]] | None = None) -> Callable[[], dict]:
     """Ingest one landed file (no store writes yet); returns the function that stages the result,
     its staged rows, quarantine, issues and manifest status in one transaction, and reconciles.
 
     With `restage` the file is read again under the current configuration (its layout is the one
     sources.toml names for it now) and what the earlier reading left is brought up to date: see
-    `_restage_write`.
+    `_restage_write`. `rolled`: pupil_refs, by LAESTAB, that files ingested before this one in the
+    same transaction put on the roll (not stored yet); this file's are added.
     """
     file_id, file_name = entry["file_id"], entry["file_name"]
     if restage:
@@ -167,7 +169,9 @@ def _ingest_landed(ctx: TetherContext, source: Source, entry: dict, *,
                              layout=ctx.config.layout(layout_name), codes=ctx.config.codes, keys=ctx.keys,
                              received_at=entry["received_at"], schools=set(ctx.config.schools),
                              quality=QualityRules.from_mapping(ctx.config.data_quality),
-                             on_roll=lambda laestab: _on_roll(ctx, laestab, file_id))
+                             on_roll=lambda laestab: _on_roll(ctx, laestab, file_id, rolled))
+        if rolled is not None and len(roll := result.extra.get("staged_pupils", ())):
+            rolled.setdefault(str(roll["laestab"].iloc[0]), set()).update(roll["pupil_ref"])
     staged_rows = set(result.staged["row_number"].astype(int)) if len(result.staged) else set()
     if statutory:
         for extra in result.extra.values():
@@ -218,10 +222,10 @@ def stage_source(ctx: TetherContext, source: Source) -> dict:
     pending = sorted(ctx.landing.pending(source.source_id), key=lambda e: (e["file_name"], e["received_at"]))
     for start in range(0, len(pending), FILES_PER_TRANSACTION):
         # Ingest a few files (no lock held), then write them in one transaction: fewer commits.
-        writes, failure = [], None
+        writes, failure, rolled = [], None, {}
         for entry in pending[start:start + FILES_PER_TRANSACTION]:
             try:
-                writes.append(_ingest_landed(ctx, source, entry))
+                writes.append(_ingest_landed(ctx, source, entry, rolled=rolled))
             except Exception as exc:    # the files before it are still staged, then it is raised
                 failure = exc
                 break
