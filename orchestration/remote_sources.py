@@ -40,9 +40,10 @@ def sftp_state_key(ctx: TetherContext):
 def sftp_poll_state(ctx: TetherContext, source: Source, *, adopt_file: bool) -> dict:
     """The source's SFTP poll state from the store, files known by `sftp_state_key`.
 
-    A JSON state file left in the data folder by an earlier Tether is read too. With `adopt_file`
-    (a landing, which holds the source's landing lock) its state is written to the store, unless
-    the store already has one, and the file is removed; without (a sensor tick) it is only read.
+    A JSON state file left in the data folder by an earlier Tether is read too when the store has
+    no state for the source yet (a state in the store wins). With `adopt_file` (a landing, which
+    holds the source's landing lock) the state is written to the store and the file removed;
+    without (a sensor tick) the file is only read.
     """
     state = poll_state_get(ctx.store, source.source_id)
     legacy = legacy_sftp_state_path(ctx, source)
