@@ -221,15 +221,18 @@ def is_in_flight_name(name: str) -> bool:
 
 
 def select_complete(entries: Iterable[RemoteEntry], *, patterns: Iterable[str], completeness: str,
-                    stable_seconds: float, state: dict, now: float) -> tuple[list[RemoteEntry], list[str]]:
+                    stable_seconds: float, state: dict, now: float,
+                    state_key: Callable[[str], str] | None = None) -> tuple[list[RemoteEntry], list[str]]:
     """Split the listing into complete files (to take, oldest first) and names still arriving.
 
     Only regular files matching the patterns count; `.done` markers are never data, names landing
     would refuse are left out, and temporary names are always still arriving. In `stable` mode
     ``state["observed"]`` remembers each file's size and mtime and since when they have been seen
     unchanged; a file is complete once that is at least ``stable_seconds`` ago. Observations of files
-    that have gone are forgotten, so the state stays as small as the folder.
+    that have gone are forgotten, so the state stays as small as the folder. The state knows a file
+    by ``state_key(name)`` (default: the name itself; the store keeps a keyed hash of it).
     """
+    key = state_key or _same
     patterns = tuple(patterns)
     entries = [e for e in entries if e.is_file]
     names = {e.name for e in entries}
@@ -246,19 +249,23 @@ def select_complete(entries: Iterable[RemoteEntry], *, patterns: Iterable[str], 
         elif completeness == "done_marker":
             done = entry.name + DONE_SUFFIX in names
         elif completeness == "stable":
-            seen = observed.get(entry.name)
+            seen = observed.get(key(entry.name))
             if seen and seen["size"] == entry.size and seen["mtime"] == entry.mtime:
                 done = now - seen["since"] >= stable_seconds
             else:
-                observed[entry.name] = {"size": entry.size, "mtime": entry.mtime, "since": now}
+                observed[key(entry.name)] = {"size": entry.size, "mtime": entry.mtime, "since": now}
                 done = stable_seconds <= 0
         else:
             raise ConfigError(f"unknown completeness mode {completeness!r}")
         (complete.append(entry) if done else incomplete.append(entry.name))
-    for gone in set(observed) - {e.name for e in candidates if not is_in_flight_name(e.name)}:
+    for gone in set(observed) - {key(e.name) for e in candidates if not is_in_flight_name(e.name)}:
         del observed[gone]
     complete.sort(key=lambda e: (e.mtime, e.name))
     return complete, sorted(incomplete)
+
+
+def _same(name: str) -> str:
+    return name
 
 
 def free_archive_name(name: str, taken: Callable[[str], bool]) -> str:
@@ -479,38 +486,42 @@ def _archive(sftp: paramiko.SFTPClient, endpoint: SftpEndpoint, name: str, *, wi
 
 def poll_endpoint(endpoint: SftpEndpoint, *, deliver: Callable[[str, bytes], bool],
                   seen: Callable[[str, int, float], bool] | None = None, state: dict | None = None,
-                  now: float | None = None, sleep: Callable[[float], None] = time.sleep) -> PollResult:
+                  now: float | None = None, sleep: Callable[[float], None] = time.sleep,
+                  state_key: Callable[[str], str] | None = None) -> PollResult:
     """One poll of the folder: take every complete, not-yet-landed file and hand it to `deliver`.
 
     `deliver(name, data)` lands the bytes and returns True if they were new, False if that content was
     already landed. `seen(name, size, mtime)` lets the caller skip, without downloading, a file its
-    manifest already holds. `state` is a JSON-able dict the caller keeps between polls (a sensor cursor):
-    it holds the stability observations and the files landed and still present, so that a left file is
-    not downloaded again. A file is delivered only if every byte arrived; if the connection drops, it
-    is retried (exponential backoff, up to `max_retries`) and otherwise taken on the next poll. Errors
-    about single files (unreadable, failed delivery, failed archive) are collected, not raised.
+    manifest already holds. `state` is a JSON-able dict the caller keeps between polls (in the store:
+    `connectors.sftp_state`): it holds the stability observations and the files landed and still
+    present, so that a left file is not downloaded again. `state_key(name)` is how the state knows a
+    file (default: its name; the store keeps a keyed hash instead). A file is delivered only if every
+    byte arrived; if the connection drops, it is retried (exponential backoff, up to `max_retries`) and
+    otherwise taken on the next poll. Errors about single files (unreadable, failed delivery, failed
+    archive) are collected, not raised.
     """
     state = {} if state is None else state
+    key = state_key or _same
     now = time.time() if now is None else now
     result = PollResult()
     with_marker = endpoint.completeness == "done_marker"
 
     def settle(sftp: paramiko.SFTPClient, entry: RemoteEntry) -> None:
-        landed[entry.name] = [entry.size, entry.mtime]
+        landed[key(entry.name)] = [entry.size, entry.mtime]
         if endpoint.after_success == "archive":
             target = _archive(sftp, endpoint, entry.name, with_marker=with_marker)
-            landed.pop(entry.name, None)
+            landed.pop(key(entry.name), None)
             log.info("SFTP source %s: archived %s as %s", endpoint.source_id, entry.name, target)
 
     def take(sftp: paramiko.SFTPClient, entry: RemoteEntry) -> None:
-        if landed.get(entry.name) == [entry.size, entry.mtime] or (seen and seen(entry.name, entry.size, entry.mtime)):
+        if landed.get(key(entry.name)) == [entry.size, entry.mtime] or (seen and seen(entry.name, entry.size, entry.mtime)):
             result.already_landed.append(entry.name)
             settle(sftp, entry)
             return
         try:
             data = _download(sftp, endpoint.remote_path(entry.name), entry)
         except _ChangedWhileReading:
-            state.get("observed", {}).pop(entry.name, None)
+            state.get("observed", {}).pop(key(entry.name), None)
             result.skipped_incomplete.append(entry.name)
             return
         try:
@@ -527,8 +538,8 @@ def poll_endpoint(endpoint: SftpEndpoint, *, deliver: Callable[[str, bytes], boo
         entries = _listing(sftp, endpoint)
         complete, incomplete = select_complete(
             entries, patterns=endpoint.patterns, completeness=endpoint.completeness,
-            stable_seconds=endpoint.stable_seconds, state=state, now=now)
-        present = {e.name for e in entries}
+            stable_seconds=endpoint.stable_seconds, state=state, now=now, state_key=key)
+        present = {key(e.name) for e in entries}
         for name in set(landed) - present:
             del landed[name]
         result.skipped_incomplete[:] = incomplete

@@ -3,7 +3,8 @@
 Sources, sensors and checks are generated from the LA's configuration folder
 (`TETHER_CONFIG_DIR`); nothing connects while the definitions load. The sensors and the
 nightly schedule are on by default whenever the Dagster daemon runs (see orchestration/sensors.py
-for what each does and how to stop one).
+for what each does and how to stop one). A launched run's steps run in parallel processes, at most
+`TETHER_MAX_CONCURRENT_STEPS` at once (orchestration/executor.py).
 
 Loading this module sets the process umask to 077: the code server, run workers and anything
 they start (Dagster's run storage, the store, landing copies) create owner-only files. The
@@ -17,6 +18,7 @@ import dagster as dg
 
 from orchestration.assets import all_assets
 from orchestration.checks import all_checks
+from orchestration.executor import step_executor
 from orchestration.resources import TetherResource
 from orchestration.runner import RECORD_REFRESH
 from orchestration.sensors import (ingest_job, nightly_schedule, record_after_source_failure, restage_job,
@@ -44,6 +46,7 @@ def build_definitions(config: TetherConfig) -> dg.Definitions:
         jobs=jobs,
         schedules=[nightly_schedule(full_refresh)],
         sensors=sensors,
+        executor=step_executor(),
         resources={"tether": TetherResource(
             database_url=dg.EnvVar("TETHER_DATABASE_URL"),
             config_dir=dg.EnvVar("TETHER_CONFIG_DIR"),

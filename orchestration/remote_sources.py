@@ -8,13 +8,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from pathlib import Path
 
 from connectors.arrivals import figures as unlanded_figures
 from connectors.odbc import OdbcSource, overlap_record, overlap_seen, pull, watermark_get, watermark_set
 from connectors.sftp import SftpEndpoint, poll_endpoint
+from connectors.sftp_state import LANDED, OBSERVED, name_key, poll_state_get, poll_state_set
 from connectors.unlanded import record_unlanded
 from schemas.config import ConfigError, Source
-from sharing.private_files import create_private, private_dir
 
 from orchestration.resources import TetherContext
 
@@ -25,20 +26,52 @@ def sftp_endpoint(source: Source) -> SftpEndpoint:
     return SftpEndpoint.from_source_options(source.source_id, options, os.environ)
 
 
-def sftp_state_path(ctx: TetherContext, source: Source):
-    """The SFTP poll state (stability observations, files landed and left in place)."""
+def legacy_sftp_state_path(ctx: TetherContext, source: Source) -> Path:
+    """Where Tether before the store kept a source's SFTP poll state (taken into the store on first use)."""
     return ctx.data_dir / "state" / f"{source.source_id}.sftp.json"
+
+
+def sftp_state_key(ctx: TetherContext):
+    """How the stored poll state knows a file: a keyed HMAC of its name (connectors.sftp_state)."""
+    token_key = ctx.keys.token_key
+    return lambda name: name_key(token_key, name)
+
+
+def sftp_poll_state(ctx: TetherContext, source: Source, *, adopt_file: bool) -> dict:
+    """The source's SFTP poll state from the store, files known by `sftp_state_key`.
+
+    A JSON state file left in the data folder by an earlier Tether is read too when the store has
+    no state for the source yet (a state in the store wins). With `adopt_file` (a landing, which
+    holds the source's landing lock) the state is written to the store and the file removed;
+    without (a sensor tick) the file is only read.
+    """
+    state = poll_state_get(ctx.store, source.source_id)
+    legacy = legacy_sftp_state_path(ctx, source)
+    if not legacy.exists():
+        return state
+    if not (state[OBSERVED] or state[LANDED]):      # the store has none yet: the file's is the state
+        key, old = sftp_state_key(ctx), json.loads(legacy.read_text())
+        state = {OBSERVED: {key(name): seen for name, seen in old.get(OBSERVED, {}).items()},
+                 LANDED: {key(name): pair for name, pair in old.get(LANDED, {}).items()}}
+    if adopt_file:
+        poll_state_set(ctx.store, source.source_id, state, dt.datetime.now(dt.timezone.utc))
+        legacy.unlink()
+        try:
+            legacy.parent.rmdir()       # the state folder held nothing else
+        except OSError:
+            pass
+    return state
 
 
 def land_sftp(ctx: TetherContext, source: Source) -> dict:
     """One poll of the SFTP folder: complete files are downloaded, landed once, then archived or left.
 
-    The poll state (stability observations, files left in place) is kept beside the landing area
-    so that a file is never taken while it is still being written, and never downloaded twice.
+    The poll state (stability observations, files left in place) is kept in the store, so that a
+    file is never taken while it is still being written, and never downloaded twice, whichever
+    machine or pod runs the next poll.
     """
     endpoint = sftp_endpoint(source)
-    state_path = sftp_state_path(ctx, source)
-    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    state = sftp_poll_state(ctx, source, adopt_file=True)
     received_at = dt.datetime.now(dt.timezone.utc)
 
     def deliver(name: str, data: bytes) -> bool:
@@ -46,14 +79,9 @@ def land_sftp(ctx: TetherContext, source: Source) -> dict:
                                    received_at=received_at).is_new
 
     try:
-        result = poll_endpoint(endpoint, deliver=deliver, state=state)
+        result = poll_endpoint(endpoint, deliver=deliver, state=state, state_key=sftp_state_key(ctx))
     finally:
-        private_dir(state_path.parent)     # the state names files, and a name may name a child
-        tmp = state_path.with_suffix(".tmp")
-        tmp.unlink(missing_ok=True)
-        with os.fdopen(create_private(tmp, exclusive=True), "w") as handle:
-            handle.write(json.dumps(state))
-        os.replace(tmp, state_path)
+        poll_state_set(ctx.store, source.source_id, state, received_at)
     record_unlanded(ctx.store, source.source_id, result.unlanded, received_at)
     return {"files_in_folder": result.files_seen, "files_new": len(result.taken),
             "files_already_landed": len(result.already_landed),

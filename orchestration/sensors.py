@@ -25,7 +25,8 @@ import dagster as dg
 from connectors.folder import complete_files
 from connectors.odbc import OdbcSource, latest_watermark, watermark_get
 from connectors.sftp import list_entries
-from orchestration.remote_sources import sftp_endpoint, sftp_state_path
+from connectors.sftp_state import LANDED
+from orchestration.remote_sources import sftp_endpoint, sftp_poll_state, sftp_state_key
 from orchestration.resources import TetherResource
 from schemas.config import Source
 
@@ -96,8 +97,9 @@ def nightly_schedule(job) -> dg.ScheduleDefinition:
 def sftp_sensor(source: Source, job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
     """Lists the SFTP folder (no download) and asks for a run when a matching file is not yet landed.
 
-    Files are compared with the landing asset's own poll state (what it has landed and left in
-    place). While a file waits to become stable the same request is repeated once per
+    Files are compared with the landing asset's own poll state in the store (what it has landed and
+    left in place; reading it needs the token key, as files are known by a keyed hash of their
+    name). While a file waits to become stable the same request is repeated once per
     `stable_seconds`, under a new run key, so that the next poll can take it.
     """
     interval = int(source.options.get("poll_seconds", 60))
@@ -111,10 +113,9 @@ def sftp_sensor(source: Source, job: dg.UnresolvedAssetJobDefinition) -> dg.Sens
     def watch(context: dg.SensorEvaluationContext, tether: TetherResource):
         ctx = tether.ctx
         endpoint = sftp_endpoint(source)
-        state_path = sftp_state_path(ctx, source)
-        landed = json.loads(state_path.read_text()).get("landed", {}) if state_path.exists() else {}
-        pending = sorted([e.name, e.size, e.mtime] for e in list_entries(endpoint)
-                         if landed.get(e.name) != [e.size, e.mtime])
+        landed, key = sftp_poll_state(ctx, source, adopt_file=False)[LANDED], sftp_state_key(ctx)
+        pending = sorted([key(e.name), e.size, e.mtime] for e in list_entries(endpoint)
+                         if landed.get(key(e.name)) != [e.size, e.mtime])
         if not pending:
             return dg.SkipReason("no files waiting to be landed")
         window = int(time.time() // max(endpoint.stable_seconds, interval, 1))

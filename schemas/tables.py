@@ -346,3 +346,16 @@ odbc_overlap_rows = Table(
     Column("fingerprint", String(64), primary_key=True, comment="keyed HMAC of the row as extracted"),
     Column("watermark", String(100), nullable=False),
 )
+
+sftp_poll_state = Table(
+    "sftp_poll_state", metadata,
+    Column("source_id", String(100), primary_key=True),
+    Column("kind", String(10), primary_key=True,
+           comment="observed (waiting to be unchanged for stable_seconds) | landed (landed and left in place)"),
+    Column("name_key", String(64), primary_key=True,
+           comment="keyed HMAC of the remote file name (connectors.sftp_state.name_key), never the name"),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("mtime", BigInteger, nullable=False, comment="the server's modification time, epoch seconds"),
+    Column("observed_since", DateTime(timezone=True), comment="observed: first seen with this size and mtime"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

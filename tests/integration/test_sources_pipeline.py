@@ -9,6 +9,7 @@ import datetime as dt
 import os
 import secrets
 import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -89,6 +90,40 @@ def test_a_term_of_files_over_sftp_is_pulled_and_loaded(la, tmp_path, monkeypatc
     got = measures.set_index(["laestab", "pupil_ref"])["possible_sessions"]
     for row in truth.itertuples(index=False):
         assert got[(row.laestab, pupil_ref(ctx.keys.token_key, row.laestab, row.school_pupil_id))] == int(row.possible_sessions)
+
+
+def test_an_sftp_poll_goes_on_from_the_store_in_another_pod(la, tmp_path, monkeypatch, sftp_endpoint, sftp_client):
+    """Two pods (one store, data folders of their own): what one poll saw, the next poll in the other
+    pod knows — files waiting to become stable, files landed and left on the server."""
+    from connectors import sftp
+    endpoint = sftp_endpoint()
+    local = sorted((la / "inbox" / "school_mis_a").glob("*_attendance_*.csv"))[:2]
+    for path in local:
+        sftp_client.put(str(path), f"{endpoint.remote_dir}/{path.name}")
+    config = tmp_path / "config"
+    shutil.copytree(la / "config", config)
+    (config / "sources.toml").write_text(_sftp_source(
+        "school_mis_a", endpoint, ['completeness = "stable"', "stable_seconds = 1", 'after_success = "leave"'],
+        {"*_attendance_*.csv": "mis-a"}))
+    pod_a = _context(tmp_path, config, monkeypatch)
+    pod_b = TetherContext(pod_a.database_url, str(config), str(tmp_path / "pod_b"), AS_OF.isoformat())
+    source = pod_a.config.sources["school_mis_a"]
+
+    first = stages.land_source(pod_a, source)
+    assert first["files_incomplete"] == len(local) and first["files_new"] == 0     # seen once: not yet stable
+    time.sleep(1.1)
+    assert stages.land_source(pod_b, source)["files_new"] == len(local)            # stable since pod A saw them
+
+    downloads = []
+    real_download = sftp._download
+    monkeypatch.setattr(sftp, "_download", lambda *a: downloads.append(a) or real_download(*a))
+    again = stages.land_source(pod_a, source)
+    assert again["files_already_landed"] == len(local) and downloads == []         # left in place, known
+    assert sorted(sftp_client.listdir(endpoint.remote_dir)) == [p.name for p in local]
+    assert not (tmp_path / "data" / "state").exists() and not (tmp_path / "pod_b" / "state").exists()
+    stored = pod_a.store.read(t.sftp_poll_state)
+    assert sorted(stored["kind"]) == ["landed"] * len(local) + ["observed"] * len(local)
+    assert not {p.name for p in local} & set(stored["name_key"])                   # never the names
 
 
 def _clone_mis_database() -> str:
