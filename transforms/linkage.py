@@ -77,8 +77,8 @@ _WHY = {
     "upn": "UPNs differ",
     "nhs": "NHS numbers differ",
 }
-_AGENCY_RECORDS = {SCHOOL: "school enrolments", SOCIAL_CARE: "social-care persons", HEALTH: "CAMHS patients"}
-_UPN, _NHS, _NAME_DOB = range(3)            # rule numbers: places in RULES
+_AGENCY_RECORD = {SCHOOL: "school enrolment", SOCIAL_CARE: "social-care person", HEALTH: "CAMHS patient"}
+_UPN, _NHS = RULES.index("upn"), RULES.index("nhs")     # rule numbers: places in RULES
 
 
 class _Groups:
@@ -189,8 +189,9 @@ def link_with_conflicts(pupils: pd.DataFrame, sc_persons: pd.DataFrame, camhs: p
         raise ValueError(f"max_holders is {max_holders}: give at least 1 (records of one agency a token may identify)")
     records = collect(pupils, sc_persons, camhs)
     keys, shared, placeholders = _keys(records, max_holders)
-    members = np.unique(shared["record"].to_numpy())
-    groups = _Groups(members, records, keys[np.isin(keys["record"].to_numpy(), members)])
+    members = np.unique(shared["record"].to_numpy())      # the records that share a token with another
+    member_keys = keys[np.isin(keys["record"].to_numpy(), members)]
+    groups = _Groups(members, records, member_keys)
     refused: dict[tuple[int, str], set[str]] = {}     # (record, rule) -> why not linked
     disputed: set[tuple[int, str]] = set()            # (record, rule) linked though names differ
 
@@ -206,7 +207,7 @@ def link_with_conflicts(pupils: pd.DataFrame, sc_persons: pd.DataFrame, camhs: p
             if len(roots) < 2:
                 continue
             # All pairs, but of a bounded number of groups: a token is held by at most
-            # `max_holders` records of each agency (more make it a placeholder, see _keys).
+            # `max_holders` records of each of the three agencies (more make it a placeholder).
             whys = {why for n, a in enumerate(roots) for b in roots[n + 1:]
                     if (why := groups.conflict(a, b, rule)) is not None}
             if whys:
@@ -222,7 +223,7 @@ def link_with_conflicts(pupils: pd.DataFrame, sc_persons: pd.DataFrame, camhs: p
     root = np.arange(len(records))
     if len(members):
         root[members] = [groups.find(i) for i in members.tolist()]
-    links = _links(records, root, _linked_on(records, keys, members, root))
+    links = _links(records, root, _linked_on(len(records), member_keys, root))
     conflicts = _conflicts(records, refused, disputed, placeholders, max_holders)
     return links, conflicts
 
@@ -250,10 +251,10 @@ def _keys(records: Records, max_holders: int) -> tuple[pd.DataFrame, pd.DataFram
     return without(tokens), without(shared), placeholders
 
 
-def _linked_on(records: Records, keys: pd.DataFrame, members: np.ndarray, root: np.ndarray) -> np.ndarray:
-    """Per record, the strongest rule on which it holds a token another record of its group holds too."""
-    linked_on = np.full(len(records), "self", dtype=object)
-    mine = keys[np.isin(keys["record"].to_numpy(), members)]
+def _linked_on(n_records: int, mine: pd.DataFrame, root: np.ndarray) -> np.ndarray:
+    """Per record, the strongest rule on which it holds a token another record of its group holds
+    too (`mine`: the keys of every record in a group of more than one), else 'self'."""
+    linked_on = np.full(n_records, "self", dtype=object)
     if len(mine) == 0:
         return linked_on
     mine = mine.assign(root=root[mine["record"].to_numpy()])
@@ -265,13 +266,18 @@ def _linked_on(records: Records, keys: pd.DataFrame, members: np.ndarray, root: 
 
 def _links(records: Records, root: np.ndarray, linked_on: np.ndarray) -> pd.DataFrame:
     """The child_links rows, in (child_key, source_kind, record_ref) order."""
-    key_of = {r: _child_key(records.kind[r], records.ref[r]) for r in np.unique(root).tolist()}
+    kinds, refs = records.kind.tolist(), records.ref.tolist()
+    key_of = {r: _child_key(kinds[r], refs[r]) for r in np.unique(root).tolist()}
     child_key = np.array([key_of[r] for r in root.tolist()], dtype=object)
     # records are numbered in (source_kind, record_ref) order: a stable sort by key keeps it within a child
     order = np.argsort(child_key.astype(str), kind="stable")
     return pd.DataFrame({"source_kind": records.kind[order], "record_ref": records.ref[order],
                          "laestab": records.laestab[order], "child_key": child_key[order],
                          "linked_on": linked_on[order]}, columns=LINK_COLUMNS)
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n:,} {thing}" if n == 1 else f"{n:,} {thing}s"
 
 
 def _conflicts(records: Records, refused: dict, disputed: set, placeholders: pd.DataFrame,
@@ -293,12 +299,12 @@ def _conflicts(records: Records, refused: dict, disputed: set, placeholders: pd.
         if rule not in STRONG:
             continue        # no identifier to report it against: a name + DOB key only goes unused
         label, others = _IDENTIFIER_LABEL[rule], p.all_holders - p.holders
-        besides = f" and {others:,} records of other agencies" if others else ""
+        besides = f" and {_count(others, 'record')} of other agencies" if others else ""
         found.append((int(p.first), rule, False,
-                      f"{label} held by {p.holders:,} {_AGENCY_RECORDS[p.kind]}{besides}: too many for one child "
+                      f"{label} held by {_count(p.holders, _AGENCY_RECORD[p.kind])}{besides}: too many for one child "
                       f"(more than {max_holders:,} in one agency; a placeholder or default value?), so not used "
-                      f"to link or compare any of them; reported on this first record only: correct this "
-                      f"{label} wherever the source system holds it"))
+                      f"to link or compare any of them; reported once, on this agency's first record holding it: "
+                      f"correct it wherever the source system holds it"))
     found.sort(key=lambda f: (f[0], f[1], f[3]))
     provenance = records.provenance({f[0] for f in found})
     rows = []
