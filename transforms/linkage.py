@@ -292,8 +292,9 @@ def _conflicts(records: Records, refused: dict, disputed: set, placeholders: pd.
                           f"linked on this {label}; review that they are the same child"))
             continue
         because = " and ".join(_WHY[w] for w in sorted(refused[(i, rule)]))
-        found.append((i, rule, False, f"{label} shared with another record but {because}: not linked on this "
-                                      f"{label} (two children sharing one identifier, or an identity change to review)"))
+        found.append((i, rule, False,
+                      f"{label} shared with another record but {because}: not linked on this {label} "
+                      f"(two children sharing one identifier, or an identity change to review)"))
     for p in placeholders.itertuples(index=False):
         rule = RULES[p.rule]
         if rule not in STRONG:

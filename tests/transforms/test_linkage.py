@@ -255,10 +255,11 @@ def test_restricted_records_are_never_reported_and_links_match_link_records():
 
 def test_thousands_of_pupils_sharing_a_name_and_dob_are_not_linked_on_it():
     # a common name with a default date of birth, on 3,000 rolls across 12 schools
-    pupils = [pupil(f"p{i:05d}", laestab=f"88640{i % 12:02d}", upn=f"U{i}", name_dob="T-DEFAULT") for i in range(3000)]
+    pupils = [pupil(f"p{i:05d}", laestab=f"88640{i % 12:02d}", upn=f"U{i}", name_dob="T-DEFAULT")
+              for i in range(3000)]
     persons = [person("s1", upn="U7", name_dob="T-DEFAULT"), person("s2", name_dob="T-DEFAULT")]
-    links, found = link_with_conflicts(pd.DataFrame(pupils, columns=PUPIL_COLS), pd.DataFrame(persons, columns=PERSON_COLS),
-                                       pd.DataFrame(columns=PATIENT_COLS))
+    links, found = link_with_conflicts(pd.DataFrame(pupils, columns=PUPIL_COLS),
+                                       pd.DataFrame(persons, columns=PERSON_COLS), pd.DataFrame(columns=PATIENT_COLS))
     got = by_ref(links)
     assert len(got) == 3002 and links["child_key"].nunique() == 3001
     # the real UPN still links its pupil and person; nothing links on the shared name + DOB key
@@ -287,7 +288,8 @@ def test_a_placeholder_upn_links_no_one_and_is_reported_once_per_agency():
                  ].values.tolist() == [["school", "p00000", "upn", False, "school_mis_a", "f0", 1],
                                        ["social_care", "s1", "upn", False, None, None, None]]
     school, social = found["reason"]
-    assert school.startswith("UPN held by 3,000 school enrolments and 1 record of other agencies: too many for one child")
+    assert school.startswith("UPN held by 3,000 school enrolments and 1 record of other agencies: "
+                             "too many for one child")
     assert social.startswith("UPN held by 1 social-care person and 3,000 records of other agencies: too many")
     assert "not used to link or compare any of them" in school and shared not in school + social
 

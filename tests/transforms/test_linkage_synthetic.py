@@ -73,7 +73,8 @@ def fingerprint(links: pd.DataFrame, conflicts: pd.DataFrame) -> dict:
     return {
         "records": len(links), "children": links["child_key"].nunique(),
         "linked_on": links["linked_on"].value_counts().sort_index().to_dict(),
-        "conflicts": {"linked": int(conflicts["linked"].sum()), "not linked": int((~conflicts["linked"].astype(bool)).sum())},
+        "conflicts": {"linked": int(conflicts["linked"].sum()),
+                      "not linked": int((~conflicts["linked"].astype(bool)).sum())},
         "sha256": hashlib.sha256(links.to_csv(index=False).encode() + b"\n"
                                  + conflicts.to_csv(index=False).encode()).hexdigest(),
     }
