@@ -2,6 +2,7 @@
 import hashlib
 
 import pandas as pd
+import pytest
 
 from transforms.linkage import CONFLICT_COLUMNS, LINK_COLUMNS, identifier_conflicts, link_records, link_with_conflicts
 
@@ -248,3 +249,78 @@ def test_restricted_records_are_never_reported_and_links_match_link_records():
     pd.testing.assert_frame_equal(links, link(pupils, persons))
     assert "s1" not in set(found["record_ref"]) and set(found["record_ref"]) == {"p1", "p2"}
     assert conflicts_of().empty and list(conflicts_of().columns) == CONFLICT_COLUMNS
+
+
+# --- a token held by too many records is a placeholder ------------------------------------------
+
+def test_thousands_of_pupils_sharing_a_name_and_dob_are_not_linked_on_it():
+    # a common name with a default date of birth, on 3,000 rolls across 12 schools
+    pupils = [pupil(f"p{i:05d}", laestab=f"88640{i % 12:02d}", upn=f"U{i}", name_dob="T-DEFAULT")
+              for i in range(3000)]
+    persons = [person("s1", upn="U7", name_dob="T-DEFAULT"), person("s2", name_dob="T-DEFAULT")]
+    links, found = link_with_conflicts(pd.DataFrame(pupils, columns=PUPIL_COLS),
+                                       pd.DataFrame(persons, columns=PERSON_COLS), pd.DataFrame(columns=PATIENT_COLS))
+    got = by_ref(links)
+    assert len(got) == 3002 and links["child_key"].nunique() == 3001
+    # the real UPN still links its pupil and person; nothing links on the shared name + DOB key
+    assert got[("school", "p00007")] == got[("social_care", "s1")] == (key("school", "p00007"), "upn")
+    assert got[("social_care", "s2")] == (key("social_care", "s2"), "self")
+    assert all(v == (key(*k), "self") for k, v in got.items() if k not in {("school", "p00007"), ("social_care", "s1")})
+    assert found.empty      # no identifier to report a name + DOB key against, and no name dispute
+
+
+def test_a_placeholder_upn_links_no_one_and_is_reported_once_per_agency():
+    shared = "U-PLACEHOLDER"
+    pupils = [{**pupil(f"p{i:05d}", laestab=f"88640{i % 12:02d}", upn=shared), "source_id": "school_mis_a",
+               "file_id": f"f{i % 12}", "row_number": i + 1} for i in range(3000)]
+    # one of them also holds its own name + DOB key, as does a social-care person with a real UPN
+    pupils[42]["name_dob_token"] = "T-42"
+    persons = [person("s1", upn=shared), person("s2", upn="U-REAL", name_dob="T-42")]
+    links, found = link_with_conflicts(pd.DataFrame(pupils), pd.DataFrame(persons, columns=PERSON_COLS),
+                                       pd.DataFrame(columns=PATIENT_COLS))
+    got = by_ref(links)
+    assert links["child_key"].nunique() == 3001
+    # the placeholder does not block the name + DOB link either: it is as if absent
+    assert got[("school", "p00042")] == got[("social_care", "s2")] == (key("school", "p00042"), "name_dob")
+    assert all(v == (key(*k), "self") for k, v in got.items() if k not in {("school", "p00042"), ("social_care", "s2")})
+    # once per agency holding it, on that agency's first record, with its provenance
+    assert found[["source_kind", "record_ref", "identifier", "linked", "source_id", "file_id", "row_number"]
+                 ].values.tolist() == [["school", "p00000", "upn", False, "school_mis_a", "f0", 1],
+                                       ["social_care", "s1", "upn", False, None, None, None]]
+    school, social = found["reason"]
+    assert school.startswith("UPN held by 3,000 school enrolments and 1 record of other agencies: "
+                             "too many for one child")
+    assert social.startswith("UPN held by 1 social-care person and 3,000 records of other agencies: too many")
+    assert "not used to link or compare any of them" in school and shared not in school + social
+
+
+def test_the_limit_counts_records_of_one_agency():
+    def moved(n, limit):
+        pupils = [pupil(f"p{i}", laestab=f"886400{i}", upn="U1") for i in range(n)]
+        persons = [person(f"s{i}", upn="U1") for i in range(3)]
+        return link_with_conflicts(pd.DataFrame(pupils, columns=PUPIL_COLS), pd.DataFrame(persons, columns=PERSON_COLS),
+                                   pd.DataFrame(columns=PATIENT_COLS), max_holders=limit)
+    links, found = moved(3, limit=3)            # 3 enrolments and 3 persons: 6 records, at most 3 per agency
+    assert links["child_key"].nunique() == 1 and set(links["linked_on"]) == {"upn"} and found.empty
+    links, found = moved(4, limit=3)
+    assert links["child_key"].nunique() == 7 and set(links["linked_on"]) == {"self"}
+    assert list(zip(found["source_kind"], found["record_ref"])) == [("school", "p0"), ("social_care", "s0")]
+    assert found["reason"].iloc[0].startswith("UPN held by 4 school enrolments and 3 records of other agencies")
+
+
+def test_a_placeholder_nhs_number_is_no_ones_strongest_key():
+    # a trust's dummy NHS number on 31 patients, one of them also on roll: they link on name + DOB
+    patients = [patient(f"h{i}", nhs="N-DUMMY", referral=f"r{i}") for i in range(30)]
+    patients.append(patient("h-real", nhs="N-DUMMY", name_dob="T1", referral="r-real"))
+    links = link([pupil("p1", upn="U1", nhs="N-DUMMY", name_dob="T1")], patients=patients)
+    got = by_ref(links)
+    assert got[("school", "p1")] == got[("health", "h-real")] == (key("health", "h-real"), "name_dob")
+    found = conflicts_of([pupil("p1", upn="U1", nhs="N-DUMMY", name_dob="T1")], patients=patients)
+    assert list(zip(found["source_kind"], found["identifier"])) == [("health", "nhs"), ("school", "nhs")]
+    assert found["reason"].iloc[0].startswith("NHS number held by 31 CAMHS patients and 1 record of other agencies")
+
+
+def test_a_limit_below_one_is_refused():
+    with pytest.raises(ValueError, match="give at least 1"):
+        link_records(pd.DataFrame(columns=PUPIL_COLS), pd.DataFrame(columns=PERSON_COLS),
+                     pd.DataFrame(columns=PATIENT_COLS), max_holders=0)
