@@ -5,7 +5,7 @@ the attendance measures add up a few dozen weeks per pupil instead of re-reading
 Existing marks are summed into it here.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 """
 from typing import Sequence, Union
 
@@ -13,7 +13,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision: str = '0008'
-down_revision: Union[str, Sequence[str], None] = '0006'
+down_revision: Union[str, Sequence[str], None] = '0007'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
