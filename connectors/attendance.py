@@ -8,10 +8,10 @@ consecutive days need the marks themselves, but only recent ones (`marks_between
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 
 import pandas as pd
-from sqlalchemy import Date, and_, bindparam, case, delete, false, func, insert, or_, select, tuple_, union, union_all
+from sqlalchemy import Date, and_, bindparam, case, delete, false, func, insert, or_, select, tuple_, union_all
 
 from connectors.store import Store
 from schemas.tables import attendance_weeks, staged_marks
@@ -109,17 +109,18 @@ def session_sums(store: Store, start: dt.date, end: dt.date) -> pd.DataFrame:
 
 def marks_between(store: Store, start: dt.date | None, end: dt.date,
                   enrolments: Iterable[tuple[str, str]] | None = None, *,
-                  having: Collection[str] | None = None) -> pd.DataFrame:
+                  run_candidates: bool = False) -> pd.DataFrame:
     """Staged marks dated within [start, end] (no start: from the first), optionally only for the
-    given (laestab, pupil_ref) enrolments, or (`having`) only for enrolments with at least one of
-    these marks within the dates, or with no possible session within them."""
-    m = staged_marks.c
-    columns = ["laestab", "pupil_ref", "session_date", "session", "mark", "category", "recorded_at"]
+    given (laestab, pupil_ref) enrolments, or (`run_candidates`) only for enrolments that may be in
+    a run of unauthorised days: with an unauthorised session in the weeks of those dates, or no
+    possible session in them (from `attendance_weeks`)."""
+    m, w = staged_marks.c, attendance_weeks.c
+    columns = ["laestab", "pupil_ref", "session_date", "session", "mark", "category"]
     dates = m.session_date <= end if start is None else m.session_date.between(start, end)
-    if having is not None:
-        holders = union(select(m.laestab, m.pupil_ref).where(dates, m.mark.in_(sorted(having))),
-                        select(m.laestab, m.pupil_ref).where(dates).group_by(m.laestab, m.pupil_ref)
-                        .having(func.sum(case((m.category != "not_possible", 1), else_=0)) == 0))
+    if run_candidates:
+        weeks = w.week_start.between(week_start(start), end) if start is not None else w.week_start <= end
+        holders = (select(w.laestab, w.pupil_ref).where(weeks).group_by(w.laestab, w.pupil_ref)
+                   .having(or_(func.sum(w.unauthorised_sessions) > 0, func.sum(w.possible_sessions) == 0)))
         return store.read(staged_marks, where=and_(dates, tuple_(m.laestab, m.pupil_ref).in_(holders)),
                           columns=columns)
     if enrolments is None:

@@ -443,16 +443,24 @@ def build_record(ctx: TetherContext) -> dict:
 RUN_WINDOW_DAYS = 42    # six weeks: runs are counted back over recent marks; longer ones over the history
 
 
+def _category(ctx: TetherContext, mark: str, day: dt.date) -> str | None:
+    try:
+        return ctx.config.codes.category(mark, day)
+    except (KeyError, ValueError):
+        return None
+
+
 def current_runs(ctx: TetherContext) -> pd.DataFrame:
     """Each enrolment's current run of consecutive unauthorised school days, from the last
-    RUN_WINDOW_DAYS of marks of the enrolments that may have one (a run mark among them, or no
-    possible session); an enrolment whose run may go on before them is re-counted over its whole
+    RUN_WINDOW_DAYS of marks of the enrolments that may have one (an unauthorised session among
+    them, or no possible session, when every run mark is an unauthorised code); an enrolment whose run may go on before them is re-counted over its whole
     history (few ever are), so the answer is exact without reading a year of marks."""
     signals, today = ctx.config.signals, ctx.as_of.astimezone(LONDON).date()
     options = {"unauthorised_marks": tuple(signals.get("consecutive_unauthorised_marks", ("G", "N", "O"))),
                "count_u": bool(signals.get("count_u_as_unauthorised_run", False))}
+    only_unauthorised = all(_category(ctx, mark, today) == "unauthorised" for mark in run_marks(**options))
     recent = marks_between(ctx.store, today - dt.timedelta(days=RUN_WINDOW_DAYS), today,
-                           having=run_marks(**options))
+                           run_candidates=only_unauthorised)
     # Any other enrolment's latest school day with a possible session breaks the run: it has none
     # (unless its school marks possible sessions on days the calendar says are not school days).
     runs = consecutive_runs(recent, ctx.config.calendar, as_of=ctx.as_of, **options)

@@ -5,10 +5,10 @@ import datetime as dt
 
 import pandas as pd
 
+from connectors.attendance import stage_marks
 from connectors.store_setup import init_store
 from orchestration import stages
 from orchestration.resources import TetherContext
-from schemas import tables as t
 from sharing.keys import write_new_keys
 from transforms.consecutive import consecutive_unauthorised_days
 
@@ -40,7 +40,7 @@ def test_a_run_longer_than_the_window_is_counted_over_the_whole_history(tmp_path
     init_store(url)[0].dispose()
     ctx = TetherContext(url, None, str(tmp_path / "data"), AS_OF)
     marks = _marks(ctx)
-    ctx.store.upsert(t.staged_marks, marks, newer_column="recorded_at")
+    stage_marks(ctx.store, marks)
     want = consecutive_unauthorised_days(marks, ctx.config.calendar, as_of=ctx.as_of)
     got = stages.current_runs(ctx)
     key = ["laestab", "pupil_ref"]
