@@ -71,8 +71,12 @@ Username=postgres
 UseDeclareFetch=1
 Fetch=5000
 EOF
+# The system DSN file may be missing (removed by hand, or a package's conffile lost): odbcinst
+# cannot write into a file that is not there.
+SYSTEM_DSNS=$(odbcinst -j | sed -n 's/^SYSTEM DATA SOURCES\.*: //p')
+[[ -z "$SYSTEM_DSNS" || -f "$SYSTEM_DSNS" ]] || install -m 0644 /dev/null "$SYSTEM_DSNS"
 odbcinst -u -s -l -n "$DSN" >/dev/null 2>&1 || true      # replace, never duplicate
-odbcinst -i -s -l -f "$STATE/odbc.ini" >/dev/null
+odbcinst -i -s -l -f "$STATE/odbc.ini" >/dev/null || die "could not register DSN $DSN in ${SYSTEM_DSNS:-the system DSN file}"
 odbcinst -q -s -l -n "$DSN" >/dev/null || die "DSN $DSN was not registered in /etc/odbc.ini"
 
 CONN="Driver={$DRIVER};Server=$PG_HOST;Port=$PG_PORT;Database=$DB;Uid=postgres;UseDeclareFetch=1;Fetch=5000;"
