@@ -389,7 +389,7 @@ def _typed_columns(table, layout: Layout, reader: "_RowReader", payloads: Mappin
     n = table.num_rows
     rows = np.arange(1, n + 1)
     values: dict[str, np.ndarray] = {}
-    typed_ok: dict[str, tuple[np.ndarray, np.ndarray]] = {}    # field -> (codes, distinct text typed)
+    typed_ok: dict[str, tuple] = {}    # field -> (per-row code, distinct text typed?, distinct values)
     failed: list[tuple[str, np.ndarray, np.ndarray]] = []     # field, rows failing, reason per row
     lenient: list[tuple[str, np.ndarray, np.ndarray]] = []
     for entry in reader._plan:

@@ -5,7 +5,7 @@ stray carriage returns, every row as wide as the header, valid in the layout's e
 file is split by pyarrow's CSV reader and each column is typed once per *distinct* cell text with
 the row reader's own rules (`_RowReader`), so every value, reason and data-quality issue is the one
 the row-by-row reader gives; a test holds the two readers equal on every synthetic and hostile file.
-Anything else (`None` from `read_columns`) is read row by row, where each oddity is told by row.
+Anything else (`None` from `read._read_plain`) is read row by row, where each oddity is told by row.
 """
 from __future__ import annotations
 
