@@ -20,6 +20,7 @@ from orchestration.runner import run_job
 from schemas import tables as t
 from sharing.keys import keys_from_env, write_new_keys
 from synthetic.generate import generate_la
+from tests.conftest import create_pg_database, drop_pg_database
 from transforms.pseudonymise import SC_PERSON_NS, pupil_ref, record_ref
 
 AS_OF = dt.datetime(2026, 11, 30, 9, 45, tzinfo=ZoneInfo("Europe/London"))
@@ -43,19 +44,25 @@ def small_la(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def deployment(request, small_la, tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'tether.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("fresh_pg_url")
-    env = {"TETHER_CONFIG_DIR": str(small_la / "config"), "TETHER_DATA_DIR": str(tmp_path / "data"),
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def deployment(request, small_la, tmp_path_factory):
+    """One full refresh per engine, shared by the module's tests (they only read, or re-run it
+    and expect nothing to change)."""
+    root = tmp_path_factory.mktemp(f"deployment-{request.param}")
+    url = f"sqlite:///{root / 'tether.sqlite'}" if request.param == "sqlite" else create_pg_database()
+    env = {"TETHER_CONFIG_DIR": str(small_la / "config"), "TETHER_DATA_DIR": str(root / "data"),
            "TETHER_DATABASE_URL": url, "TETHER_AS_OF": AS_OF.isoformat(),
-           "DAGSTER_HOME": str(tmp_path / "dagster_home"), **write_new_keys(tmp_path / "keys")}
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    init_store(url)[0].dispose()
-    result = run_job("full_refresh", stream=io.StringIO())
-    store = Store(url)
-    yield result, store, keys_from_env()
-    store.dispose()
+           "DAGSTER_HOME": str(root / "dagster_home"), **write_new_keys(root / "keys")}
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        init_store(url)[0].dispose()
+        result = run_job("full_refresh", stream=io.StringIO())
+        store = Store(url)
+        yield result, store, keys_from_env()
+        store.dispose()
+    if request.param == "postgresql":
+        drop_pg_database(url)
 
 
 def _truth(small_la: Path, name: str) -> pd.DataFrame:
