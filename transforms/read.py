@@ -459,17 +459,7 @@ def _resolve_marks(reader: "_RowReader", values: dict[str, np.ndarray], typed_ok
     if not len(both):
         return "mark", bad, reasons
     pair_codes, pairs = np.unique(mark_codes[both] * len(dates) + date_codes[both], return_inverse=True)
-    resolved = []
-    for pair in pair_codes.tolist():
-        key = (marks[pair // len(dates)], dates[pair % len(dates)])
-        seen = reader._marks_seen.get(key)
-        if seen is None:
-            try:
-                seen = (True, reader._resolve_mark(*key))
-            except nz.FieldProblem as exc:
-                seen = (False, str(exc))
-            reader._marks_seen[key] = seen
-        resolved.append(seen)
+    resolved = [reader.mark_once(marks[pair // len(dates)], dates[pair % len(dates)]) for pair in pair_codes.tolist()]
     ok = np.array([r[0] for r in resolved], dtype=bool)[pairs]
     values["mark"][both[ok]] = rc.objects([r[1].code if r[0] else None for r in resolved])[pairs][ok]
     category[both[ok]] = rc.objects([r[1].category if r[0] else None for r in resolved])[pairs][ok]
@@ -550,14 +540,7 @@ class _RowReader:
                 elif required:
                     failures.append((fname, f"required field {fname} is empty"))
                 continue
-            seen = typed_seen.get(text)
-            if seen is None:
-                try:
-                    seen = (True, self._typed(fname, ftype, text))
-                except nz.FieldProblem as exc:
-                    seen = (False, str(exc))
-                typed_seen[text] = seen
-            ok, typed = seen
+            ok, typed = self.typed_once(fname, ftype, text, typed_seen)
             if ok:
                 values[fname] = typed
             elif fname in _LENIENT:
@@ -567,15 +550,7 @@ class _RowReader:
         if self.layout.feed == "attendance":
             values["category"] = None
             if values.get("mark") is not None and isinstance(values.get("session_date"), dt.date):
-                key = (values["mark"], values["session_date"])
-                seen = self._marks_seen.get(key)
-                if seen is None:
-                    try:
-                        seen = (True, self._resolve_mark(*key))
-                    except nz.FieldProblem as exc:
-                        seen = (False, str(exc))
-                    self._marks_seen[key] = seen
-                ok, code = seen
+                ok, code = self.mark_once(values["mark"], values["session_date"])
                 if ok:
                     values["mark"], values["category"] = code.code, code.category
                 else:
@@ -583,6 +558,30 @@ class _RowReader:
             elif values.get("mark") is not None:
                 values["mark"] = None
         return values, failures, issues
+
+    def typed_once(self, fname: str, ftype: str, text: str, typed_seen: dict) -> tuple[bool, object]:
+        """(True, the canonical value) or (False, the problem's wording) of one non-empty cell,
+        worked out once per distinct text of the field (`typed_seen`, the field's cache)."""
+        seen = typed_seen.get(text)
+        if seen is None:
+            try:
+                seen = (True, self._typed(fname, ftype, text))
+            except nz.FieldProblem as exc:
+                seen = (False, str(exc))
+            typed_seen[text] = seen
+        return seen
+
+    def mark_once(self, mark: str, session_date: dt.date) -> tuple[bool, object]:
+        """(True, the code in force) or (False, why not), once per distinct mark and date."""
+        key = (mark, session_date)
+        seen = self._marks_seen.get(key)
+        if seen is None:
+            try:
+                seen = (True, self._resolve_mark(mark, session_date))
+            except nz.FieldProblem as exc:
+                seen = (False, str(exc))
+            self._marks_seen[key] = seen
+        return seen
 
     def _typed(self, fname: str, ftype: str, text: str) -> object:
         """The canonical value of one non-empty cell; depends on nothing but the field and text."""

@@ -19,7 +19,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import csv as pa_csv
 
-from transforms import normalise as nz
 
 _BLOCK_BYTES = 1 << 24     # pyarrow reads the body in blocks of this size
 
@@ -111,7 +110,7 @@ class LinePayloads(Mapping):
 
 def typed_distinct(reader, texts: list[str], plan_entry) -> tuple[list[int], list[object], list[str | None]]:
     """For each distinct raw cell text of one field: its status (0 value, 1 empty, 2 problem), its
-    value and the problem's wording — by the row reader's own rules (`_RowReader._typed`)."""
+    value and the problem's wording — by the row reader's own rules (`_RowReader.typed_once`)."""
     fname, ftype, _required, _i, mapping, folded, typed_seen = plan_entry
     status, values, problems = [], [], []
     for raw in texts:
@@ -121,14 +120,7 @@ def typed_distinct(reader, texts: list[str], plan_entry) -> tuple[list[int], lis
             continue
         if mapping is not None:
             text = mapping.get(text, folded.get(text.casefold(), text))
-        seen = typed_seen.get(text)
-        if seen is None:
-            try:
-                seen = (True, reader._typed(fname, ftype, text))
-            except nz.FieldProblem as exc:
-                seen = (False, str(exc))
-            typed_seen[text] = seen
-        ok, typed = seen
+        ok, typed = reader.typed_once(fname, ftype, text, typed_seen)
         status.append(0 if ok else 2)
         values.append(typed if ok else None)
         problems.append(None if ok else typed)
